@@ -1,0 +1,169 @@
+"""user, form, extension and account administration."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from frontdesk.cli.output import CommandError, emit
+from frontdesk.core import extensions, forms, users
+from frontdesk.core.field_values import FIELD_TYPES
+from frontdesk.core.forms import FieldSpec
+from frontdesk.settings import Settings
+from frontdesk.storage.database import open_database
+from frontdesk.storage.sql import Tx
+
+T = TypeVar("T")
+
+
+async def write(work: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run one unit of work against the configured database."""
+    settings = Settings.from_env()
+    db = await open_database(settings.effective_database_url)
+    try:
+        return await db.write(work, *args, **kwargs)
+    finally:
+        await db.close()
+
+
+def parse_field(spec: str) -> FieldSpec:
+    """CODE:TYPE or CODE:TYPE:option|option|..."""
+    parts = spec.split(":", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise CommandError(f"--field {spec!r}: expected CODE:TYPE[:choice|choice...]")
+    choices = tuple(c.strip() for c in parts[2].split("|") if c.strip()) if len(parts) > 2 else ()
+    return FieldSpec(parts[0], parts[1], parts[0], choices)
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _register_users(commands: Any) -> None:
+    user = commands.add_parser("user", help="agents").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add an agent; prints the security key once")
+    add.add_argument("--email", required=True)
+    add.add_argument("--first-name", required=True)
+    add.add_argument("--last-name", required=True)
+    add.add_argument("--work-phone", help="matched against a PBX internal_number")
+    add.add_argument("--password", help="for the web UI")
+    _json_flag(add)
+    add.set_defaults(handler=user_add)
+
+
+async def user_add(args: argparse.Namespace) -> None:
+    new = await write(
+        users.add_user,
+        args.email,
+        args.first_name,
+        args.last_name,
+        work_phone=args.work_phone,
+        password=args.password,
+    )
+    emit({"user_id": new.user_id, "email": new.email, "security_key": new.security_key}, args.json)
+
+
+def _register_forms(commands: Any) -> None:
+    form = commands.add_parser("form", help="forms").add_subparsers(dest="action", required=True)
+    add = form.add_parser("add", help="add a form with fields")
+    add.add_argument("--name", required=True)
+    add.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="CODE:TYPE[:a|b]",
+        help="repeat for each field; types: " + ", ".join(FIELD_TYPES),
+    )
+    _json_flag(add)
+    add.set_defaults(handler=form_add)
+
+
+async def form_add(args: argparse.Namespace) -> None:
+    specs = [parse_field(spec) for spec in args.field]
+    form_id = await write(forms.add_form, args.name, specs)
+    emit({"form_id": form_id}, args.json)
+
+
+def _register_extensions(commands: Any) -> None:
+    ext = commands.add_parser("extension", help="extensions (connectors)").add_subparsers(
+        dest="action", required=True
+    )
+    add = ext.add_parser("add", help="add an extension; prints its client_id and secret")
+    add.add_argument("--name", required=True)
+    add.add_argument("--url", help="the extension service's base URL (for webhooks)")
+    _json_flag(add)
+    add.set_defaults(handler=extension_add)
+    rotate = ext.add_parser("rotate-secret", help="new secret; revokes every token issued")
+    rotate.add_argument("extension_id", type=int)
+    _json_flag(rotate)
+    rotate.set_defaults(handler=extension_rotate)
+
+
+async def extension_add(args: argparse.Namespace) -> None:
+    new = await write(extensions.add_extension, args.name, args.url)
+    emit(
+        {"extension_id": new.extension_id, "client_id": new.client_id, "secret": new.secret},
+        args.json,
+    )
+
+
+async def extension_rotate(args: argparse.Namespace) -> None:
+    secret = await write(extensions.rotate_secret, args.extension_id)
+    emit({"extension_id": args.extension_id, "secret": secret}, args.json)
+
+
+def _register_accounts(commands: Any) -> None:
+    acc = commands.add_parser("account", help="extension accounts").add_subparsers(
+        dest="action", required=True
+    )
+    add = acc.add_parser("add", help="connect an account of an extension to a form")
+    add.add_argument("--extension", type=int, required=True, metavar="ID")
+    add.add_argument("--account-id", required=True)
+    add.add_argument("--form", type=int, required=True, metavar="FORM_ID")
+    add.add_argument("--name")
+    add.add_argument("--routing", choices=extensions.ROUTINGS, default="reuse_open")
+    _json_flag(add)
+    add.set_defaults(handler=account_add)
+    for action, enabled in (("enable", True), ("disable", False)):
+        toggle = acc.add_parser(action, help=f"{action} an account")
+        toggle.add_argument("--extension", type=int, required=True, metavar="ID")
+        toggle.add_argument("--account-id", required=True)
+        _json_flag(toggle)
+        toggle.set_defaults(handler=account_toggle, enabled=enabled)
+
+
+async def account_add(args: argparse.Namespace) -> None:
+    account = await write(
+        extensions.add_account,
+        args.extension,
+        args.account_id,
+        args.form,
+        name=args.name,
+        routing=args.routing,
+    )
+    emit(
+        {
+            "account_id": account.account_id,
+            "name": account.name,
+            "form_id": account.form_id,
+            "routing": account.routing,
+            "enabled": account.enabled,
+        },
+        args.json,
+    )
+
+
+async def account_toggle(args: argparse.Namespace) -> None:
+    async def toggle(tx: Tx) -> None:
+        await extensions.set_account_enabled(tx, args.extension, args.account_id, args.enabled)
+
+    await write(toggle)
+    emit({"account_id": args.account_id, "enabled": args.enabled}, args.json)
+
+
+def register(commands: Any) -> None:
+    _register_users(commands)
+    _register_forms(commands)
+    _register_extensions(commands)
+    _register_accounts(commands)

@@ -1,0 +1,99 @@
+"""Comments: every message, call, note and answer in a task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core import files
+from frontdesk.core import tasks as task_store
+from frontdesk.core.clock import utcnow
+from frontdesk.core.html import sanitize, to_text
+from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.tables import comments
+
+#: from the customer or a connector
+INBOUND = "in"
+#: to the customer's channel
+OUTBOUND = "out"
+#: seen by agents only
+INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class Formatted:
+    """A comment's text and its sanitised HTML (None when it was sent as plain text)."""
+
+    text: str
+    html: str | None = None
+
+
+def formatted(text: str | None, html: str | None) -> Formatted:
+    """Sanitise the HTML; derive the plain text from it when no text was sent."""
+    if not html:
+        return Formatted(text or "")
+    clean = sanitize(html)
+    return Formatted(text if text else to_text(clean), clean)
+
+
+@dataclass(frozen=True)
+class NewComment:
+    task_id: int
+    body: Formatted
+    direction: str = INBOUND
+    channel_id: int | None = None
+    author_id: int | None = None
+    sender_name: str | None = None
+    message_type: str | None = None
+    send_to_external_channel: bool = False
+    file_ids: Sequence[int] = field(default_factory=tuple)
+
+
+INSERT_COMMENT = Query(
+    sa.insert(comments)
+    .values(
+        task_id=p("task_id"),
+        channel_id=p("channel_id"),
+        direction=p("direction"),
+        author_id=p("author_id"),
+        sender_name=p("sender_name"),
+        text=p("text"),
+        html=p("html"),
+        message_type=p("message_type"),
+        send_to_external_channel=p("send_to_external_channel"),
+        created_at=p("now"),
+    )
+    .returning(comments.c.id)
+)
+
+
+async def add_comment(tx: Tx, new: NewComment) -> int:
+    """Write the comment with its attachments and mark the task as just active."""
+    row = await tx.one(
+        INSERT_COMMENT,
+        task_id=new.task_id,
+        channel_id=new.channel_id,
+        direction=new.direction,
+        author_id=new.author_id,
+        sender_name=new.sender_name,
+        text=new.body.text,
+        html=new.body.html,
+        message_type=new.message_type,
+        send_to_external_channel=new.send_to_external_channel,
+        now=utcnow(),
+    )
+    assert row is not None
+    comment_id = int(row["id"])
+    await files.attach(tx, comment_id, new.file_ids)
+    await task_store.touch(tx, new.task_id)
+    return comment_id
+
+
+async def add_note(tx: Tx, task_id: int, text: str, channel_id: int | None = None) -> int:
+    """A system note (who became responsible, what a call changed)."""
+    return await add_comment(
+        tx, NewComment(task_id, Formatted(text), direction=INTERNAL, channel_id=channel_id)
+    )

@@ -1,0 +1,198 @@
+"""Extensions (a connector's identity: client_id + secret) and their accounts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core.clock import utcnow
+from frontdesk.core.credentials import new_secret
+from frontdesk.errors import FrontdeskError, NotFound
+from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.tables import extension_accounts, extensions, forms
+
+ROUTINGS = ("reuse_open", "always_new", "reopen_closed")
+
+
+@dataclass(frozen=True)
+class NewExtension:
+    extension_id: int
+    client_id: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """An extension account: where an extension's messages and calls land."""
+
+    id: int
+    account_id: str
+    name: str
+    form_id: int
+    enabled: bool
+    routing: str
+
+
+INSERT_EXTENSION = Query(
+    sa.insert(extensions)
+    .values(
+        name=p("name"),
+        client_id=p("client_id"),
+        secret=p("secret"),
+        secret_generation=1,
+        base_url=p("base_url"),
+        created_at=p("now"),
+    )
+    .returning(extensions.c.id)
+)
+ROTATE_SECRET = Query(
+    sa.update(extensions)
+    .where(extensions.c.id == p("id"))
+    .values(secret=p("secret"), secret_generation=extensions.c.secret_generation + 1)
+)
+EXTENSION_BY_ID = Query(sa.select(extensions).where(extensions.c.id == p("id")))
+FORM_EXISTS = Query(sa.select(forms.c.id).where(forms.c.id == p("id")))
+INSERT_ACCOUNT = Query(
+    sa.insert(extension_accounts)
+    .values(
+        extension_id=p("extension_id"),
+        account_id=p("account_id"),
+        name=p("name"),
+        form_id=p("form_id"),
+        enabled=True,
+        routing=p("routing"),
+        created_at=p("now"),
+    )
+    .returning(extension_accounts.c.id)
+)
+_ACCOUNT_COLUMNS = (
+    extension_accounts.c.id,
+    extension_accounts.c.account_id,
+    extension_accounts.c.name,
+    extension_accounts.c.form_id,
+    extension_accounts.c.enabled,
+    extension_accounts.c.routing,
+)
+ACCOUNT = Query(
+    sa.select(*_ACCOUNT_COLUMNS).where(
+        extension_accounts.c.extension_id == p("extension_id"),
+        extension_accounts.c.account_id == p("account_id"),
+    )
+)
+ACCOUNT_BY_REF = Query(sa.select(*_ACCOUNT_COLUMNS).where(extension_accounts.c.id == p("id")))
+SET_ENABLED = Query(
+    sa.update(extension_accounts)
+    .where(
+        extension_accounts.c.extension_id == p("extension_id"),
+        extension_accounts.c.account_id == p("account_id"),
+    )
+    .values(enabled=p("enabled"))
+)
+
+
+async def add_extension(
+    tx: Tx,
+    name: str,
+    base_url: str | None = None,
+    *,
+    client_id: str | None = None,
+    secret: str | None = None,
+) -> NewExtension:
+    client_id = client_id or f"ext@{uuid.uuid4()}"
+    secret = secret or new_secret()
+    row = await tx.one(
+        INSERT_EXTENSION,
+        name=name,
+        client_id=client_id,
+        secret=secret,
+        base_url=base_url,
+        now=utcnow(),
+    )
+    assert row is not None
+    return NewExtension(row["id"], client_id, secret)
+
+
+async def get_extension(tx: Tx, extension_id: int) -> dict[str, object]:
+    row = await tx.one(EXTENSION_BY_ID, id=extension_id)
+    if row is None:
+        raise NotFound(f"No extension {extension_id}")
+    return row
+
+
+async def rotate_secret(tx: Tx, extension_id: int) -> str:
+    """Give the extension a new secret; every token issued before is revoked."""
+    secret = new_secret()
+    if not await tx.run(ROTATE_SECRET, id=extension_id, secret=secret):
+        raise NotFound(f"No extension {extension_id}")
+    return secret
+
+
+async def add_account(
+    tx: Tx,
+    extension_id: int,
+    account_id: str,
+    form_id: int,
+    *,
+    name: str | None = None,
+    routing: str = "reuse_open",
+) -> Account:
+    if routing not in ROUTINGS:
+        raise FrontdeskError("validation_error", f"routing must be one of {', '.join(ROUTINGS)}")
+    await get_extension(tx, extension_id)
+    if await tx.one(FORM_EXISTS, id=form_id) is None:
+        raise NotFound(f"No form {form_id}")
+    if await tx.one(ACCOUNT, extension_id=extension_id, account_id=account_id) is not None:
+        raise FrontdeskError("conflict", f"Account {account_id!r} already exists", 409)
+    row = await tx.one(
+        INSERT_ACCOUNT,
+        extension_id=extension_id,
+        account_id=account_id,
+        name=name or account_id,
+        form_id=form_id,
+        routing=routing,
+        now=utcnow(),
+    )
+    assert row is not None
+    return Account(row["id"], account_id, name or account_id, form_id, True, routing)
+
+
+async def find_account(tx: Tx, extension_id: int, account_id: str) -> Account | None:
+    row = await tx.one(ACCOUNT, extension_id=extension_id, account_id=account_id)
+    return None if row is None else Account(**row)
+
+
+async def active_account(tx: Tx, extension_id: int, account_id: str) -> Account:
+    """The account messages and calls go to, or the error Pyrus answers when there is none."""
+    account = await find_account(tx, extension_id, account_id)
+    if account is None:
+        raise FrontdeskError(
+            "unrecognized_account_id",
+            f"Account {account_id!r} is not registered for this extension; message not processed",
+        )
+    return ensure_enabled(account)
+
+
+async def account_by_ref(tx: Tx, account_ref: int) -> Account:
+    row = await tx.one(ACCOUNT_BY_REF, id=account_ref)
+    if row is None:
+        raise NotFound(f"No account {account_ref}")
+    return Account(**row)
+
+
+def ensure_enabled(account: Account) -> Account:
+    if not account.enabled:
+        raise FrontdeskError(
+            "webhook_is_disabled",
+            f"Account {account.account_id!r} is disabled; message not processed",
+        )
+    return account
+
+
+async def set_account_enabled(tx: Tx, extension_id: int, account_id: str, enabled: bool) -> None:
+    if not await tx.run(
+        SET_ENABLED, extension_id=extension_id, account_id=account_id, enabled=enabled
+    ):
+        raise NotFound(f"No account {account_id!r} in extension {extension_id}")

@@ -1,0 +1,90 @@
+"""Field types and the canonical text each one stores (Pyrus' formats: dot decimals, ISO dates)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+
+from frontdesk.core.clock import iso
+
+PHONE = re.compile(r"^\+?[\d\s().\-]*\d[\d\s().\-]*$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TRUE = {"true", "1", "yes", "checked", "on"}
+FALSE = {"false", "0", "no", "unchecked", "off"}
+
+
+def _number(value: str) -> str | None:
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    if number == number.to_integral_value():
+        return str(number.quantize(Decimal(1)))
+    return format(number.normalize(), "f")
+
+
+def _date(value: str) -> str | None:
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        return None
+
+
+def _time(value: str) -> str | None:
+    try:
+        return time.fromisoformat(value.strip()).strftime("%H:%M")
+    except ValueError:
+        return None
+
+
+def _datetime(value: str) -> str | None:
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # Pyrus reads an offset-less time as UTC
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment)
+
+
+def _pattern(regex: re.Pattern[str]) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        value = value.strip()
+        return value if regex.match(value) else None
+
+    return check
+
+
+def _checkmark(value: str) -> str | None:
+    lowered = value.strip().lower()
+    if lowered in TRUE:
+        return "checked"
+    if lowered in FALSE:
+        return "unchecked"
+    return None
+
+
+_NORMALIZERS: dict[str, Callable[[str], str | None]] = {
+    "text": lambda value: value,
+    "number": _number,
+    "money": _number,
+    "date": _date,
+    "time": _time,
+    "datetime": _datetime,
+    "phone": _pattern(PHONE),
+    "email": _pattern(EMAIL),
+    "checkmark": _checkmark,
+}
+FIELD_TYPES = (*_NORMALIZERS, "choice")
+
+
+def normalize(field_type: str, value: str, choices: Sequence[str] = ()) -> str | None:
+    """The value as the field stores it, or None when it does not fit the type."""
+    if field_type == "choice":
+        wanted = value.strip().casefold()
+        return next((choice for choice in choices if choice.casefold() == wanted), None)
+    return _NORMALIZERS[field_type](value)

@@ -1,0 +1,169 @@
+"""Files: uploaded once (guid), attached to comments, downloaded by numeric id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core.clock import utcnow
+from frontdesk.errors import NotFound
+from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.tables import (
+    attachments,
+    calls,
+    comments,
+    extension_accounts,
+    files,
+    tasks,
+)
+
+AUDIO_EXTENSIONS = ("ac3", "mp3", "ogg", "wav", "wma")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    id: int
+    guid: str
+    name: str
+    size: int
+    md5: str
+    content_type: str
+
+    @property
+    def extension(self) -> str:
+        return self.name.rsplit(".", 1)[-1].lower() if "." in self.name else ""
+
+
+@dataclass
+class ResolvedFiles:
+    ids: list[int] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+_FILE_COLUMNS = (
+    files.c.id,
+    files.c.guid,
+    files.c.name,
+    files.c.size,
+    files.c.md5,
+    files.c.content_type,
+)
+INSERT_FILE = Query(
+    sa.insert(files)
+    .values(
+        guid=p("guid"),
+        name=p("name"),
+        size=p("size"),
+        md5=p("md5"),
+        content_type=p("content_type"),
+        extension_id=p("extension_id"),
+        user_id=p("user_id"),
+        created_at=p("now"),
+    )
+    .returning(files.c.id)
+)
+EXTENSION_FILE_BY_GUID = Query(
+    sa.select(*_FILE_COLUMNS).where(
+        files.c.guid == p("guid"), files.c.extension_id == p("extension_id")
+    )
+)
+FILE_BY_ID = Query(sa.select(*_FILE_COLUMNS, files.c.extension_id).where(files.c.id == p("id")))
+# A file is the extension's when it uploaded it, or when it is attached to a comment in a task
+# of one of its accounts (an agent's answer going out to the extension's channel).
+FILE_IN_EXTENSION_TASK = Query(
+    sa.select(attachments.c.file_id)
+    .join(comments, comments.c.id == attachments.c.comment_id)
+    .join(tasks, tasks.c.id == comments.c.task_id)
+    .join(extension_accounts, extension_accounts.c.id == tasks.c.account_ref)
+    .where(attachments.c.file_id == p("id"), extension_accounts.c.extension_id == p("extension_id"))
+    .limit(1)
+)
+INSERT_ATTACHMENT = Query(
+    sa.insert(attachments).values(
+        comment_id=p("comment_id"), file_id=p("file_id"), position=p("position")
+    )
+)
+UNREFERENCED_BEFORE = Query(
+    sa.select(files.c.id, files.c.guid)
+    .where(
+        files.c.created_at < p("cutoff"),
+        ~sa.exists().where(attachments.c.file_id == files.c.id),
+        ~sa.exists().where(calls.c.record_file_id == files.c.id),
+    )
+    .limit(p("limit"))
+)
+DELETE_FILE = Query(sa.delete(files).where(files.c.id == p("id")))
+
+
+async def register_file(
+    tx: Tx,
+    *,
+    guid: str,
+    name: str,
+    size: int,
+    md5: str,
+    content_type: str,
+    extension_id: int | None = None,
+    user_id: int | None = None,
+) -> int:
+    row = await tx.one(
+        INSERT_FILE,
+        guid=guid,
+        name=name,
+        size=size,
+        md5=md5,
+        content_type=content_type,
+        extension_id=extension_id,
+        user_id=user_id,
+        now=utcnow(),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+async def extension_file(tx: Tx, extension_id: int, guid: str) -> StoredFile | None:
+    row = await tx.one(EXTENSION_FILE_BY_GUID, guid=guid.strip().lower(), extension_id=extension_id)
+    return None if row is None else StoredFile(**row)
+
+
+async def resolve_guids(tx: Tx, extension_id: int, guids: Sequence[str]) -> ResolvedFiles:
+    """The ids of files this extension uploaded, and the guids that match none."""
+    resolved = ResolvedFiles()
+    for guid in guids:
+        found = await extension_file(tx, extension_id, guid)
+        if found is None:
+            resolved.unknown.append(guid)
+        elif found.id not in resolved.ids:
+            resolved.ids.append(found.id)
+    return resolved
+
+
+async def attach(tx: Tx, comment_id: int, file_ids: Sequence[int]) -> None:
+    for position, file_id in enumerate(file_ids):
+        await tx.run(INSERT_ATTACHMENT, comment_id=comment_id, file_id=file_id, position=position)
+
+
+async def file_for_extension(tx: Tx, extension_id: int, file_id: int) -> StoredFile:
+    """A file the extension may download; NotFound for any other, so ids cannot be probed."""
+    row = await tx.one(FILE_BY_ID, id=file_id)
+    if row is None:
+        raise NotFound("File not found", "file_is_missing")
+    owner = row.pop("extension_id")
+    if (
+        owner != extension_id
+        and await tx.one(FILE_IN_EXTENSION_TASK, id=file_id, extension_id=extension_id) is None
+    ):
+        raise NotFound("File not found", "file_is_missing")
+    return StoredFile(**row)
+
+
+async def delete_unreferenced(tx: Tx, cutoff: datetime, limit: int = 500) -> list[str]:
+    """Forget files uploaded before `cutoff` that no comment or call uses; returns their guids."""
+    rows = await tx.all(UNREFERENCED_BEFORE, cutoff=cutoff, limit=limit)
+    for row in rows:
+        await tx.run(DELETE_FILE, id=row["id"])
+    return [row["guid"] for row in rows]

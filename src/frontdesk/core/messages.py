@@ -1,0 +1,156 @@
+"""Messages from an extension: a new task, a comment on a task, a chat message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from frontdesk.core import tasks as task_store
+from frontdesk.core.channels import route
+from frontdesk.core.comments import INBOUND, OUTBOUND, NewComment, add_comment, formatted
+from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, map_values
+from frontdesk.core.intake import (
+    Outcome,
+    account_and_form,
+    check_text_length,
+    resolve_attachments,
+)
+from frontdesk.errors import FrontdeskError, Problem, required
+from frontdesk.storage.sql import Tx
+
+Mappings = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class NewTask:
+    account_id: str
+    text: str | None = None
+    html: str | None = None
+    mappings: Mappings = ()
+
+
+@dataclass(frozen=True)
+class ExtensionComment:
+    account_id: str
+    task_id: int
+    text: str | None = None
+    html: str | None = None
+    mappings: Mappings = ()
+    attachments: Sequence[str] = ()
+    send_to_external_channel: bool = False
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    account_id: str
+    channel_id: str
+    text: str | None = None
+    html: str | None = None
+    sender_name: str | None = None
+    message_type: str | None = None
+    mappings: Mappings = ()
+    attachments: Sequence[str] = ()
+
+
+async def create_task(tx: Tx, extension_id: int, new: NewTask) -> Outcome:
+    """POST /task: always a new task in the account's form."""
+    check_text_length(new.text, new.html, name="text")
+    account, form = await account_and_form(tx, extension_id, new.account_id)
+    mapped = map_values(form, new.mappings)
+    body = formatted(new.text, new.html)
+    task_id = await task_store.create_task(
+        tx, form_id=form.id, account_ref=account.id, subject=task_store.subject_from(body.text)
+    )
+    await task_store.set_values(tx, task_id, mapped.values)
+    if body.text:
+        await add_comment(tx, NewComment(task_id, body))
+    return Outcome(task_id, True, None, mapped.problems)
+
+
+async def comment(tx: Tx, extension_id: int, new: ExtensionComment) -> list[Problem]:
+    """POST /comment: a comment (and field values) on a task of the account's form."""
+    check_text_length(new.text, new.html, name="comment_text")
+    if not (new.text or new.html or new.mappings or new.attachments):
+        raise required("comment_text")
+    account, form = await account_and_form(tx, extension_id, new.account_id)
+    task = await task_store.get_task(tx, new.task_id)
+    if task is None or task.form_id != form.id:
+        raise FrontdeskError(
+            "unrecognized_task_id",
+            f"Task {new.task_id} does not exist or is not in the form of account "
+            f"{account.account_id!r}",
+        )
+    mapped = map_values(form, new.mappings)
+    body = formatted(new.text, new.html)
+    file_ids = await resolve_attachments(
+        tx, extension_id, new.attachments, bool(body.text), mapped.problems
+    )
+    await task_store.set_values(tx, task.id, mapped.values)
+    if body.text or file_ids:
+        await add_comment(
+            tx,
+            NewComment(
+                task.id,
+                body,
+                file_ids=file_ids,
+                direction=OUTBOUND if new.send_to_external_channel else INBOUND,
+                send_to_external_channel=new.send_to_external_channel,
+            ),
+        )
+    return mapped.problems
+
+
+def _message_type(form: Form, wanted: str | None, problems: list[Problem]) -> str | None:
+    """The message type to record: the one sent if the form knows it, else the form's first."""
+    known = form.message_types
+    if not known:
+        return wanted
+    match = next((t for t in known if wanted and t.casefold() == wanted.casefold()), None)
+    if match is None and wanted:
+        problems.append(
+            Problem(
+                "unrecognized_message_type",
+                f"Unknown message type {wanted!r}; processed as {known[0]!r}",
+            )
+        )
+    return match or known[0]
+
+
+async def receive_message(tx: Tx, extension_id: int, message: ChatMessage) -> Outcome:
+    """POST /getmessage: a customer's message, routed to its conversation's task."""
+    check_text_length(message.text, message.html)
+    if not (message.text or message.html or message.attachments):
+        raise required("message_text")
+    account, form = await account_and_form(tx, extension_id, message.account_id)
+    mapped = map_values(form, message.mappings)
+    message_type = _message_type(form, message.message_type, mapped.problems)
+    body = formatted(message.text, message.html)
+    file_ids = await resolve_attachments(
+        tx, extension_id, message.attachments, bool(body.text), mapped.problems
+    )
+    routed = await route(
+        tx,
+        account,
+        "chat",
+        message.channel_id,
+        subject=task_store.subject_from(body.text) or message.sender_name,
+        message_type=message_type,
+        sender_name=message.sender_name,
+    )
+    type_field = form.fields.get(MESSAGE_TYPE_CODE)
+    if routed.is_new_task and type_field and message_type:
+        mapped.values.setdefault(type_field.id, message_type)
+    await task_store.set_values(tx, routed.task_id, mapped.values)
+    await add_comment(
+        tx,
+        NewComment(
+            routed.task_id,
+            body,
+            channel_id=routed.channel_id,
+            sender_name=message.sender_name,
+            message_type=message_type,
+            file_ids=file_ids,
+        ),
+    )
+    responsible = await task_store.responsible_of(tx, routed.task_id)
+    return Outcome(routed.task_id, routed.is_new_task, responsible, mapped.problems)

@@ -1,0 +1,137 @@
+"""Tasks: the unit of work an agent sees; a form's field values live beside them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core.clock import utcnow
+from frontdesk.core.users import Person, get_person
+from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.tables import task_values, tasks
+
+SUBJECT_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    id: int
+    form_id: int | None
+    account_ref: int | None
+    responsible_id: int | None
+    closed_at: datetime | None
+
+
+INSERT_TASK = Query(
+    sa.insert(tasks)
+    .values(
+        form_id=p("form_id"),
+        account_ref=p("account_ref"),
+        subject=p("subject"),
+        responsible_id=p("responsible_id"),
+        created_at=p("now"),
+        updated_at=p("now"),
+    )
+    .returning(tasks.c.id)
+)
+TASK_BY_ID = Query(
+    sa.select(
+        tasks.c.id,
+        tasks.c.form_id,
+        tasks.c.account_ref,
+        tasks.c.responsible_id,
+        tasks.c.closed_at,
+    ).where(tasks.c.id == p("id"))
+)
+TOUCH = Query(sa.update(tasks).where(tasks.c.id == p("id")).values(updated_at=p("now")))
+REOPEN = Query(
+    sa.update(tasks).where(tasks.c.id == p("id")).values(closed_at=None, updated_at=p("now"))
+)
+CLOSE = Query(
+    sa.update(tasks).where(tasks.c.id == p("id")).values(closed_at=p("now"), updated_at=p("now"))
+)
+SET_RESPONSIBLE = Query(
+    sa.update(tasks).where(tasks.c.id == p("id")).values(responsible_id=p("user_id"))
+)
+UPDATE_VALUE = Query(
+    sa.update(task_values)
+    .where(task_values.c.task_id == p("task_id"), task_values.c.field_id == p("field_id"))
+    .values(value=p("value"))
+)
+INSERT_VALUE = Query(
+    sa.insert(task_values).values(task_id=p("task_id"), field_id=p("field_id"), value=p("value"))
+)
+VALUES_OF_TASK = Query(
+    sa.select(task_values.c.field_id, task_values.c.value).where(
+        task_values.c.task_id == p("task_id")
+    )
+)
+
+
+def subject_from(text: str) -> str | None:
+    """A task's title: the first line of its first message, shortened."""
+    first_line = text.strip().split("\n", 1)[0].strip()
+    if len(first_line) > SUBJECT_LENGTH:
+        return first_line[: SUBJECT_LENGTH - 1] + "…"
+    return first_line or None
+
+
+async def create_task(
+    tx: Tx,
+    *,
+    form_id: int | None,
+    account_ref: int | None = None,
+    subject: str | None = None,
+    responsible_id: int | None = None,
+) -> int:
+    row = await tx.one(
+        INSERT_TASK,
+        form_id=form_id,
+        account_ref=account_ref,
+        subject=subject,
+        responsible_id=responsible_id,
+        now=utcnow(),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+async def get_task(tx: Tx, task_id: int) -> TaskRef | None:
+    row = await tx.one(TASK_BY_ID, id=task_id)
+    return None if row is None else TaskRef(**row)
+
+
+async def touch(tx: Tx, task_id: int) -> None:
+    await tx.run(TOUCH, id=task_id, now=utcnow())
+
+
+async def reopen(tx: Tx, task_id: int) -> None:
+    await tx.run(REOPEN, id=task_id, now=utcnow())
+
+
+async def close(tx: Tx, task_id: int) -> None:
+    await tx.run(CLOSE, id=task_id, now=utcnow())
+
+
+async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:
+    await tx.run(SET_RESPONSIBLE, id=task_id, user_id=user_id)
+
+
+async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
+    for field_id, value in values.items():
+        if not await tx.run(UPDATE_VALUE, task_id=task_id, field_id=field_id, value=value):
+            await tx.run(INSERT_VALUE, task_id=task_id, field_id=field_id, value=value)
+
+
+async def values_of(tx: Tx, task_id: int) -> dict[int, str]:
+    return {row["field_id"]: row["value"] for row in await tx.all(VALUES_OF_TASK, task_id=task_id)}
+
+
+async def responsible_of(tx: Tx, task_id: int) -> Person | None:
+    task = await get_task(tx, task_id)
+    if task is None or task.responsible_id is None:
+        return None
+    return await get_person(tx, task.responsible_id)

@@ -1,0 +1,170 @@
+"""Request bodies of the Pyrus Extensions API v1, field for field as the document names them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from frontdesk.core.calls import CallRecord, IncomingCall
+from frontdesk.core.messages import ChatMessage, ExtensionComment, NewTask
+from frontdesk.errors import invalid, required
+from frontdesk.web.json_body import Body, Scalar, text
+
+MAPPING_VALUE_LIMIT = 300
+
+
+class MappingIn(msgspec.Struct):
+    """Autofill of one form field: its code and a value (numbers are taken as text)."""
+
+    code: str
+    value: Scalar | bool | None = None
+
+
+def mapping_pairs(mappings: list[MappingIn]) -> list[tuple[str, str]]:
+    pairs = []
+    for position, mapping in enumerate(mappings):
+        value = mapping.value
+        value_text = str(value).lower() if isinstance(value, bool) else text(value) or ""
+        if len(value_text) > MAPPING_VALUE_LIMIT:
+            raise invalid(
+                f"mappings[{position}] ({mapping.code}): the value is {len(value_text)} "
+                f"characters long; the limit is {MAPPING_VALUE_LIMIT}"
+            )
+        pairs.append((mapping.code, value_text))
+    return pairs
+
+
+class TokenIn(Body):
+    required: ClassVar = ("client_id", "secret")
+    client_id: str | None = None
+    secret: str | None = None
+
+
+class TaskIn(Body):
+    required: ClassVar = ("account_id",)
+    limits: ClassVar = {"account_id": 300}
+    account_id: Scalar | None = None
+    text: str | None = None
+    text_html: str | None = None
+    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+
+    def to_core(self) -> NewTask:
+        return NewTask(
+            str(text(self.account_id)), self.text, self.text_html, mapping_pairs(self.mappings)
+        )
+
+
+class CommentIn(Body):
+    required: ClassVar = ("account_id", "task_id")
+    limits: ClassVar = {"account_id": 300}
+    account_id: Scalar | None = None
+    task_id: int | None = None
+    comment_text: str | None = None
+    comment_text_html: str | None = None
+    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+    attachments: list[str] = msgspec.field(default_factory=list)
+    send_to_external_channel: bool = False
+
+    def to_core(self) -> ExtensionComment:
+        assert self.task_id is not None
+        return ExtensionComment(
+            str(text(self.account_id)),
+            self.task_id,
+            self.comment_text,
+            self.comment_text_html,
+            mapping_pairs(self.mappings),
+            self.attachments,
+            self.send_to_external_channel,
+        )
+
+
+class GetMessageIn(Body):
+    required: ClassVar = ("account_id", "channel_id")
+    limits: ClassVar = {
+        "account_id": 300,
+        "channel_id": 300,
+        "sender_name": 100,
+        "message_type": 100,
+    }
+    account_id: Scalar | None = None
+    channel_id: Scalar | None = None
+    sender_name: str | None = None
+    message_type: str | None = None
+    message_text: str | None = None
+    message_text_html: str | None = None
+    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+    attachments: list[str] = msgspec.field(default_factory=list)
+
+    def to_core(self) -> ChatMessage:
+        return ChatMessage(
+            str(text(self.account_id)),
+            str(text(self.channel_id)),
+            self.message_text,
+            self.message_text_html,
+            self.sender_name,
+            self.message_type,
+            mapping_pairs(self.mappings),
+            self.attachments,
+        )
+
+
+class _Numbers(Body):
+    """Phone numbers, also accepted as `from`/`to` (aiopyrus sends those names)."""
+
+    from_number: Scalar | None = None
+    to_number: Scalar | None = None
+    from_: Scalar | None = msgspec.field(default=None, name="from")
+    to: Scalar | None = None
+
+    def numbers(self) -> tuple[str | None, str | None]:
+        return text(self.from_number or self.from_), text(self.to_number or self.to)
+
+
+class CallIn(_Numbers):
+    required: ClassVar = ("account_id",)
+    limits: ClassVar = {"account_id": 300, "internal_number": 100, "external_id": 300}
+    account_id: Scalar | None = None
+    internal_number: Scalar | None = None
+    external_id: Scalar | None = None
+    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+
+    def to_core(self) -> IncomingCall:
+        from_number, to_number = self.numbers()
+        missing = [
+            name
+            for name, value in (("from_number", from_number), ("to_number", to_number))
+            if not value
+        ]
+        if missing:
+            raise required(*missing)
+        return IncomingCall(
+            str(text(self.account_id)),
+            str(from_number),
+            str(to_number),
+            text(self.internal_number) or None,
+            text(self.external_id) or None,
+            mapping_pairs(self.mappings),
+        )
+
+
+class AttachCallRecordIn(_Numbers):
+    required: ClassVar = ("record_file",)
+    limits: ClassVar = {"account_id": 300, "external_id": 300}
+    account_id: Scalar | None = None
+    record_file: str | None = None
+    external_id: Scalar | None = None
+    task_id: int | None = None
+    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+
+    def to_core(self) -> CallRecord:
+        from_number, to_number = self.numbers()
+        return CallRecord(
+            str(self.record_file),
+            text(self.account_id) or None,
+            self.task_id,
+            text(self.external_id) or None,
+            from_number,
+            to_number,
+            mapping_pairs(self.mappings),
+        )

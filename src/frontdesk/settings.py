@@ -1,0 +1,78 @@
+"""Settings: every option is a FRONTDESK_* environment variable, parsed and validated once.
+
+A secret may also come from a file named by FRONTDESK_<NAME>_FILE (Docker/Kubernetes secrets),
+which wins over the plain variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+
+_FILE_SECRETS = ("database_url",)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRONTDESK_", extra="ignore", frozen=True)
+
+    #: SQLite file (default, under data_dir) or postgresql://user@host:port/db
+    database_url: str = ""
+    #: where the SQLite database and uploaded files live
+    data_dir: Path = Path("var")
+    #: where file bytes are kept; defaults to <data_dir>/files
+    files_dir: Path | None = None
+
+    #: lifetime of access tokens issued by /v1/token and /v4/auth
+    token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    #: requests allowed per extension (or user) per window; 0 switches limiting off
+    rate_limit_requests: int = Field(default=5000, ge=0)
+    rate_limit_window_seconds: int = Field(default=600, gt=0)
+
+    #: the documented 2 GB cap on one uploaded file
+    max_upload_bytes: int = Field(default=2 * GIB, gt=0)
+    #: uploaded files that no message references are deleted after this long
+    unattached_file_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    #: how often the maintenance loop (file and token clean-up) runs
+    maintenance_interval_seconds: float = Field(default=300.0, gt=0)
+
+    #: SQLite durability: NORMAL loses at most the last commits on power loss, FULL none
+    sqlite_synchronous: str = "NORMAL"
+    #: PostgreSQL connections per process
+    pg_pool_size: int = Field(default=8, gt=0)
+
+    log_level: str = "INFO"
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _known_sync_mode(cls, value: str) -> str:
+        mode = value.upper()
+        if mode not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError("must be OFF, NORMAL, FULL or EXTRA")
+        return mode
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'frontdesk.db'}"
+
+    @property
+    def effective_files_dir(self) -> Path:
+        return self.files_dir if self.files_dir is not None else self.data_dir / "files"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Read FRONTDESK_* (and FRONTDESK_*_FILE secrets) from the environment."""
+        values: dict[str, Any] = {}
+        for name in _FILE_SECRETS:
+            path = os.environ.get(f"FRONTDESK_{name.upper()}_FILE")
+            if path:
+                values[name] = Path(path).read_text().strip()
+        values.update(overrides)
+        return cls(**values)

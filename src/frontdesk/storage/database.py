@@ -1,0 +1,70 @@
+"""The database as the core sees it: units of work run through `read` or `write`.
+
+A unit of work is an async function taking a `Tx` first. On PostgreSQL it runs on an asyncpg
+connection inside a transaction. On SQLite it runs on the one writer thread, inside a batch
+of units committed together (group commit), so it must await nothing but its `Tx`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+from frontdesk.storage.sql import Tx
+
+T = TypeVar("T")
+P = ParamSpec("P")
+Work = Callable[Concatenate[Tx, P], Awaitable[T]]
+
+
+class Database(Protocol):
+    dialect: str
+
+    async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a unit of work that only reads (no transaction on PostgreSQL)."""
+        ...
+
+    async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a unit of work in a transaction; it commits when the work returns."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite:")
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a sqlite:///relative or sqlite:////absolute URL."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError(f"not a SQLite URL: {url!r}; expected sqlite:///path/to/file.db")
+    return url[len(prefix) :]
+
+
+def postgres_dsn(url: str) -> str:
+    """The asyncpg DSN for a postgresql://, postgres:// or postgresql+driver:// URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in {"postgresql", "postgres"}:
+        raise ValueError(
+            f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host/db"
+        )
+    return "postgresql://" + rest
+
+
+async def open_database(url: str, **options: Any) -> Database:
+    """Connect to the database named by `url` (it must already be migrated)."""
+    if is_sqlite(url):
+        from frontdesk.storage.sqlite import SqliteDatabase
+
+        sqlite_db = SqliteDatabase(sqlite_path(url), synchronous=options.get("synchronous"))
+        await sqlite_db.open()
+        return sqlite_db
+    from frontdesk.storage.postgres import PostgresDatabase
+
+    pg_db = PostgresDatabase(postgres_dsn(url), pool_size=options.get("pool_size") or 8)
+    await pg_db.open()
+    return pg_db

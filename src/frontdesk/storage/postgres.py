@@ -1,0 +1,80 @@
+"""PostgreSQL through an asyncpg pool: each write is one transaction on one connection."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import asyncpg
+
+from frontdesk.storage.database import P, T, Work
+from frontdesk.storage.sql import Query, Row
+
+
+def lock_id(key: tuple[object, ...]) -> int:
+    """A stable signed 64-bit id for pg_advisory_xact_lock."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresTx:
+    dialect = "postgresql"
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def one(self, query: Query, /, **params: Any) -> Row | None:
+        compiled = query.compiled("postgresql")
+        record = await self._conn.fetchrow(compiled.sql, *compiled.args(params))
+        return None if record is None else compiled.row(record.values())
+
+    async def all(self, query: Query, /, **params: Any) -> list[Row]:
+        compiled = query.compiled("postgresql")
+        records = await self._conn.fetch(compiled.sql, *compiled.args(params))
+        return [compiled.row(record.values()) for record in records]
+
+    async def run(self, query: Query, /, **params: Any) -> int:
+        compiled = query.compiled("postgresql")
+        status = await self._conn.execute(compiled.sql, *compiled.args(params))
+        # asyncpg answers the command tag, e.g. "UPDATE 3" or "INSERT 0 1"
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def lock(self, *key: object) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, pool_size: int = 8) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            statement_cache_size=512,
+        )
+
+    async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        assert self._pool is not None, "database is not open"
+        async with self._pool.acquire() as conn:
+            return await work(PostgresTx(conn), *args, **kwargs)
+
+    async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        assert self._pool is not None, "database is not open"
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await work(PostgresTx(conn), *args, **kwargs)
+
+    async def ping(self) -> None:
+        assert self._pool is not None, "database is not open"
+        await self._pool.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

@@ -1,0 +1,215 @@
+"""Every table, defined once. Alembic migrations are checked against this metadata."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# INTEGER PRIMARY KEY on SQLite (the rowid), BIGINT identity on PostgreSQL.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Timestamp = sa.DateTime(timezone=True)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", BigId, sa.Identity(), primary_key=True)
+
+
+def _ref(
+    name: str, target: str, *, nullable: bool = False, cascade: bool = False
+) -> sa.Column[int]:
+    return sa.Column(
+        name,
+        BigId,
+        sa.ForeignKey(target, ondelete="CASCADE" if cascade else None),
+        nullable=nullable,
+    )
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("first_name", sa.String(100), nullable=False),
+    sa.Column("last_name", sa.String(100), nullable=False),
+    sa.Column("work_phone", sa.String(50)),
+    # work_phone reduced to its digits, for matching a PBX internal_number
+    sa.Column("phone_digits", sa.String(50), index=True),
+    sa.Column("password_hash", sa.String(200)),
+    sa.Column("security_key_hash", sa.String(64), nullable=False),
+    # bumped with every new security key: tokens of older generations are revoked
+    sa.Column("key_generation", sa.Integer(), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+forms = sa.Table(
+    "forms",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+form_fields = sa.Table(
+    "form_fields",
+    metadata,
+    _id(),
+    _ref("form_id", "forms.id", cascade=True),
+    sa.Column("code", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(30), nullable=False),
+    # choice options, in order, as a JSON list of strings
+    sa.Column("choices", sa.JSON()),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.UniqueConstraint("form_id", "code"),
+)
+
+extensions = sa.Table(
+    "extensions",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("client_id", sa.String(200), nullable=False, unique=True),
+    # kept readable: outbound webhooks are signed with it (HMAC-SHA1)
+    sa.Column("secret", sa.String(200), nullable=False),
+    # bumped with every new secret: tokens of older generations are revoked
+    sa.Column("secret_generation", sa.Integer(), nullable=False),
+    sa.Column("base_url", sa.String(2000)),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+extension_accounts = sa.Table(
+    "extension_accounts",
+    metadata,
+    _id(),
+    _ref("extension_id", "extensions.id", cascade=True),
+    sa.Column("account_id", sa.String(300), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    _ref("form_id", "forms.id"),
+    sa.Column("enabled", sa.Boolean(), nullable=False),
+    sa.Column("routing", sa.String(20), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("extension_id", "account_id"),
+)
+
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    _id(),
+    # SHA-256 of the token: a leaked database does not leak usable tokens
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    _ref("extension_id", "extensions.id", nullable=True, cascade=True),
+    _ref("user_id", "users.id", nullable=True, cascade=True),
+    sa.Column("generation", sa.Integer(), nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    _id(),
+    _ref("form_id", "forms.id", nullable=True),
+    _ref("account_ref", "extension_accounts.id", nullable=True),
+    sa.Column("subject", sa.String(1000)),
+    _ref("responsible_id", "users.id", nullable=True),
+    _ref("author_id", "users.id", nullable=True),
+    sa.Column("closed_at", Timestamp),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+task_values = sa.Table(
+    "task_values",
+    metadata,
+    _ref("task_id", "tasks.id", cascade=True),
+    _ref("field_id", "form_fields.id", cascade=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint("task_id", "field_id"),
+)
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    _id(),
+    _ref("task_id", "tasks.id", cascade=True),
+    _ref("account_ref", "extension_accounts.id", nullable=True, cascade=True),
+    #: chat | call
+    sa.Column("kind", sa.String(20), nullable=False),
+    # the conversation in the external system: channel_id, external_id or caller number
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("message_type", sa.String(100)),
+    sa.Column("sender_name", sa.String(100)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "account_ref", "kind", "key"),
+)
+
+comments = sa.Table(
+    "comments",
+    metadata,
+    _id(),
+    _ref("task_id", "tasks.id", cascade=True),
+    _ref("channel_id", "channels.id", nullable=True),
+    #: in (from the customer or an extension) | out (to the customer) | internal
+    sa.Column("direction", sa.String(10), nullable=False),
+    _ref("author_id", "users.id", nullable=True),
+    sa.Column("sender_name", sa.String(300)),
+    sa.Column("text", sa.Text(), nullable=False),
+    # sanitised to the documented tags; `text` holds its plain-text version
+    sa.Column("html", sa.Text()),
+    sa.Column("message_type", sa.String(100)),
+    sa.Column("send_to_external_channel", sa.Boolean(), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "task_id", "id"),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    _id(),
+    sa.Column("guid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("md5", sa.String(32), nullable=False),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    _ref("extension_id", "extensions.id", nullable=True, cascade=True),
+    _ref("user_id", "users.id", nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    _ref("comment_id", "comments.id", cascade=True),
+    _ref("file_id", "files.id", cascade=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint("comment_id", "file_id"),
+    sa.Index(None, "file_id"),
+)
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    _id(),
+    _ref("account_ref", "extension_accounts.id", cascade=True),
+    _ref("task_id", "tasks.id", cascade=True),
+    sa.Column("external_id", sa.String(300)),
+    sa.Column("from_number", sa.String(100), nullable=False),
+    sa.Column("to_number", sa.String(100), nullable=False),
+    sa.Column("internal_number", sa.String(100)),
+    _ref("record_file_id", "files.id", nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("account_ref", "external_id"),
+    sa.Index(None, "account_ref", "from_number", "to_number"),
+    sa.Index(None, "task_id"),
+)

@@ -1,0 +1,38 @@
+"""Streaming a stored file back, with the headers Pyrus' clients read."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from litestar.response import File
+
+from frontdesk.core.files import StoredFile
+from frontdesk.errors import NotFound
+from frontdesk.storage.blobs import BlobStore
+
+
+def parse_file_id(raw: str) -> int:
+    """A numeric file id from the path; anything else is simply not found."""
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("File not found", "file_is_missing")
+    return int(raw)
+
+
+def content_disposition(name: str) -> str:
+    """Both forms: `filename` (ASCII fallback) and RFC 5987 `filename*` (C# reads it first)."""
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
+    ascii_name = ascii_name.replace("\\", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def file_response(blobs: BlobStore, stored: StoredFile) -> File:
+    path = blobs.path(stored.guid)
+    if not path.is_file():
+        raise NotFound("File not found", "file_is_missing")
+    return File(
+        path=path,
+        filename=stored.name,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": content_disposition(stored.name)},
+        chunk_size=256 * 1024,
+    )

@@ -1,0 +1,71 @@
+"""Decoding a JSON request body into a msgspec Struct, with Pyrus' error codes.
+
+Required fields are declared as optional in the Struct and listed in its `required` class
+variable, so that a request missing several of them is told all their names at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+from frontdesk.errors import FrontdeskError, invalid, required
+
+T = TypeVar("T", bound="Body")
+
+Scalar = str | int | float
+
+
+class Body(msgspec.Struct, kw_only=True):
+    """Base of request bodies: lists its required fields and its length limits."""
+
+    required: ClassVar[tuple[str, ...]] = ()
+    #: field name -> max characters (after numbers are turned into text)
+    limits: ClassVar[dict[str, int]] = {}
+
+
+def text(value: Scalar | None) -> str | None:
+    """A JSON string or number as text: clients send ids and phone numbers as numbers."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _missing(body: Body) -> list[str]:
+    return [name for name in body.required if getattr(body, name) in (None, "", [])]
+
+
+def _check_limits(body: Body) -> None:
+    for name, limit in body.limits.items():
+        value = text(getattr(body, name))
+        if value is not None and len(value) > limit:
+            raise invalid(f"{name} is {len(value)} characters long; the limit is {limit}")
+
+
+def decode_body(raw: bytes, body_type: type[T]) -> T:
+    if not raw.strip():
+        raise FrontdeskError("empty_body", "The request body is empty")
+    try:
+        body = msgspec.json.decode(raw, type=body_type, strict=False)
+    except msgspec.ValidationError as exc:
+        raise invalid(f"Invalid parameters: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise FrontdeskError("invalid_request", f"The body is not valid JSON: {exc}") from None
+    missing = _missing(body)
+    if missing:
+        raise required(*missing)
+    _check_limits(body)
+    return body
+
+
+def json_schema(body_type: type[Any]) -> dict[str, Any]:
+    """The body's JSON Schema for the OpenAPI document, with its required fields marked."""
+    schema: dict[str, Any] = msgspec.json.schema(body_type)
+    definitions = schema.get("$defs", {})
+    own = definitions.get(body_type.__name__)
+    if own is not None:
+        own["required"] = list(getattr(body_type, "required", ()))
+    return schema

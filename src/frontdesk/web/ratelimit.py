@@ -1,0 +1,57 @@
+"""Request quotas per caller, in the Pyrus manner: N requests per fixed window.
+
+Counts are kept in this process. With several `serve` workers each keeps its own count, so
+the effective quota is N per worker.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from frontdesk.errors import RateLimited
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_seconds),
+        }
+
+
+class RateLimiter:
+    """A fixed window per key, starting at the key's first request."""
+
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._windows: dict[object, tuple[float, int]] = {}
+
+    def hit(self, key: object) -> Quota | None:
+        """Count one request; raise RateLimited when over quota. None when limiting is off."""
+        if self.limit <= 0:
+            return None
+        now = time.monotonic()
+        started, count = self._windows.get(key, (now, 0))
+        if now - started >= self.window:
+            started, count = now, 0
+        reset = max(1, math.ceil(started + self.window - now))
+        if count >= self.limit:
+            raise RateLimited(reset, self.limit)
+        self._windows[key] = (started, count + 1)
+        if len(self._windows) > 100_000:
+            self._forget_expired(now)
+        return Quota(self.limit, self.limit - count - 1, reset)
+
+    def _forget_expired(self, now: float) -> None:
+        for key, (started, _count) in list(self._windows.items()):
+            if now - started >= self.window:
+                del self._windows[key]

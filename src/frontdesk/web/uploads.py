@@ -1,0 +1,119 @@
+"""Receiving one file from a multipart/form-data stream, written to disk as it arrives.
+
+The first part that carries a filename is the file, whatever its field name (Pyrus' own
+clients name it `file` or after the file). Other parts are read past and dropped. The size cap
+is checked on every chunk, so an oversized upload is refused without ever being held whole.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import multipart
+
+from frontdesk.errors import FrontdeskError
+from frontdesk.storage.blobs import BlobStore, BlobWriter, StoredBlob
+
+MAX_NAME_LENGTH = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    content_type: str
+    blob: StoredBlob
+
+
+def clean_filename(raw: str | None) -> str:
+    """The last path segment of a client's filename, without control characters."""
+    name = re.split(r"[\\/]", raw or "")[-1]
+    name = _CONTROL.sub("", name).strip().strip(".") or "file"
+    if len(name) > MAX_NAME_LENGTH:
+        stem, dot, ext = name.rpartition(".")
+        keep = MAX_NAME_LENGTH - len(ext) - 1
+        name = (stem[:keep] + dot + ext) if dot and keep > 0 else name[:MAX_NAME_LENGTH]
+    return name
+
+
+def _content_type(declared: str | None, name: str) -> str:
+    if declared and declared != "application/octet-stream":
+        return declared
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _boundary(content_type: str) -> str:
+    kind, options = multipart.parse_options_header(content_type or "")
+    if kind != "multipart/form-data" or not options.get("boundary"):
+        raise FrontdeskError(
+            "no_file_in_request", "Send the file as multipart/form-data (curl -F name=@file)"
+        )
+    return str(options["boundary"])
+
+
+class _FileCatcher:
+    """Feeds parser events to a BlobWriter for the first file part only."""
+
+    def __init__(self, store: BlobStore, max_bytes: int) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self.writer: BlobWriter | None = None
+        self.name = ""
+        self.content_type = ""
+        self.writing = False
+        self.done = False
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, multipart.MultipartSegment):
+            if not self.done and self.writer is None and event.filename is not None:
+                self.name = clean_filename(event.filename)
+                self.content_type = _content_type(event.content_type, self.name)
+                self.writer = self.store.writer(self.max_bytes)
+                self.writing = True
+        elif event is None:
+            if self.writing:
+                self.writing, self.done = False, True
+        elif self.writing:
+            assert self.writer is not None
+            self.writer.write(event)  # type: ignore[arg-type]
+
+    def discard(self) -> None:
+        if self.writer is not None and not self.done:
+            self.writer.discard()
+
+
+async def receive_file(
+    stream: AsyncIterator[bytes], content_type: str, store: BlobStore, max_bytes: int
+) -> Upload:
+    """Store the request's first file; raise the Pyrus error codes for what is wrong."""
+    catcher = _FileCatcher(store, max_bytes)
+    parser = multipart.PushMultipartParser(
+        _boundary(content_type), max_header_size=16_384, max_header_count=16
+    )
+    try:
+        async for chunk in stream:
+            for event in parser.parse(chunk):
+                catcher.on_event(event)
+        for event in parser.parse(b""):
+            catcher.on_event(event)
+    except multipart.MultipartError as exc:
+        catcher.discard()
+        if catcher.done:  # a broken tail after a complete file: keep the file
+            return _finish(catcher)
+        raise FrontdeskError("bad_multipart_content", f"Malformed multipart body: {exc}") from None
+    except BaseException:
+        catcher.discard()
+        raise
+    return _finish(catcher)
+
+
+def _finish(catcher: _FileCatcher) -> Upload:
+    if catcher.writer is None or not catcher.done:
+        raise FrontdeskError("no_file_in_request", "The request contains no file")
+    if catcher.writer.size == 0:
+        catcher.writer.discard()
+        raise FrontdeskError("empty_file", "The uploaded file is empty")
+    return Upload(catcher.name, catcher.content_type, catcher.writer.finish())
