@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from frontdesk import __version__
 from frontdesk.core.maintenance import sweep
@@ -66,8 +67,6 @@ def create_app(settings: Settings) -> Litestar:
             pyrus_ext_v1.router,
             ops.healthz,
             ops.readyz,
-            ops.openapi_json,
-            ops.docs,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -75,13 +74,15 @@ def create_app(settings: Settings) -> Litestar:
             title="Frontdesk",
             version=__version__,
             description="Pyrus- and Planfix-compatible helpdesk API",
-            path="/schema",
-            enabled_endpoints=set(),
+            path="/",
+            render_plugins=[
+                JsonRenderPlugin(path="/openapi.json"),
+                SwaggerRenderPlugin(path="/docs"),
+            ],
         ),
         request_max_body_size=4 * 1024 * 1024,
         debug=False,
     )
-    app.state.request_bodies = {**pyrus_ext_v1.REQUEST_BODIES}
     return app
 
 

@@ -83,11 +83,9 @@ class SqliteDatabase:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._loop = asyncio.get_running_loop()
         writer = _connect(self.path, self.synchronous)
         self._reader = _connect(self.path, self.synchronous)
         self._thread = threading.Thread(
@@ -101,8 +99,8 @@ class SqliteDatabase:
         return run_to_completion(work(SqliteTx(self._reader), *args, **kwargs))  # type: ignore[arg-type]
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        assert self._loop is not None, "database is not open"
-        future: asyncio.Future[T] = self._loop.create_future()
+        assert self._thread is not None, "database is not open"
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((work, args, kwargs, future))
         return await future
 
@@ -128,9 +126,7 @@ class SqliteDatabase:
                 stop = _STOP in batch
                 units = [item for item in batch if item is not _STOP]
                 if units:
-                    outcomes = self._run_batch(conn, units)
-                    assert self._loop is not None
-                    self._loop.call_soon_threadsafe(_settle, units, outcomes)
+                    _settle_soon(units, self._run_batch(conn, units))
                 if stop:
                     return
         finally:
@@ -156,6 +152,15 @@ class SqliteDatabase:
                 conn.execute("ROLLBACK")
             return [(False, exc)] * len(units)
         return outcomes
+
+
+def _settle_soon(units: list[Any], outcomes: list[tuple[bool, Any]]) -> None:
+    """Hand each outcome to its caller's event loop (one wake-up per loop, not per unit)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, tuple[bool, Any]]]] = {}
+    for unit, outcome in zip(units, outcomes, strict=True):
+        by_loop.setdefault(unit[3].get_loop(), []).append((unit, outcome))
+    for loop, pairs in by_loop.items():
+        loop.call_soon_threadsafe(_settle, [u for u, _ in pairs], [o for _, o in pairs])
 
 
 def _settle(units: list[Any], outcomes: list[tuple[bool, Any]]) -> None:

@@ -6,7 +6,7 @@ variable, so that a request missing several of them is told all their names at o
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import msgspec
 
@@ -59,13 +59,3 @@ def decode_body(raw: bytes, body_type: type[T]) -> T:
         raise required(*missing)
     _check_limits(body)
     return body
-
-
-def json_schema(body_type: type[Any]) -> dict[str, Any]:
-    """The body's JSON Schema for the OpenAPI document, with its required fields marked."""
-    schema: dict[str, Any] = msgspec.json.schema(body_type)
-    definitions = schema.get("$defs", {})
-    own = definitions.get(body_type.__name__)
-    if own is not None:
-        own["required"] = list(getattr(body_type, "required", ()))
-    return schema

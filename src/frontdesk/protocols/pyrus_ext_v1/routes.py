@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from litestar import Request, Response, Router, get, post
+from litestar.params import FromPath
 from litestar.response import File
 
 from frontdesk.core import auth, calls, files, messages
@@ -26,6 +27,7 @@ from frontdesk.web.bearer import bearer_token
 from frontdesk.web.context import AppContext, context
 from frontdesk.web.downloads import file_response, parse_file_id
 from frontdesk.web.json_body import Body, decode_body
+from frontdesk.web.openapi import documented
 from frontdesk.web.responses import json_response, quota_headers, remember_quota
 from frontdesk.web.uploads import receive_file
 
@@ -96,7 +98,12 @@ async def _issue_token(request: AnyRequest, body: TokenIn) -> Response[bytes]:
     )
 
 
-@post("/token", summary="Exchange client_id and secret for an access token")
+@post(
+    "/token",
+    status_code=200,
+    operation_class=documented(TokenIn),
+    summary="Exchange client_id and secret for an access token",
+)
 async def token(request: AnyRequest) -> Response[bytes]:
     return await _issue_token(request, decode_body(await request.body(), TokenIn))
 
@@ -114,7 +121,12 @@ async def token_by_query(request: AnyRequest) -> Response[bytes]:
     return await _issue_token(request, body)
 
 
-@post("/task", summary="Create a task in the account's form")
+@post(
+    "/task",
+    status_code=200,
+    operation_class=documented(TaskIn),
+    summary="Create a task in the account's form",
+)
 async def task(request: AnyRequest) -> Response[bytes]:
     async def run(ctx: AppContext, extension_id: int, body: TaskIn) -> dict[str, Any]:
         outcome = await ctx.db.write(messages.create_task, extension_id, body.to_core())
@@ -124,7 +136,12 @@ async def task(request: AnyRequest) -> Response[bytes]:
     return await _call(request, TaskIn, run)
 
 
-@post("/comment", summary="Comment on a task (and fill its fields)")
+@post(
+    "/comment",
+    status_code=200,
+    operation_class=documented(CommentIn),
+    summary="Comment on a task (and fill its fields)",
+)
 async def comment(request: AnyRequest) -> Response[bytes]:
     async def run(ctx: AppContext, extension_id: int, body: CommentIn) -> dict[str, Any]:
         problems = await ctx.db.write(messages.comment, extension_id, body.to_core())
@@ -133,7 +150,12 @@ async def comment(request: AnyRequest) -> Response[bytes]:
     return await _call(request, CommentIn, run)
 
 
-@post("/getmessage", summary="A message from the external channel (online chat)")
+@post(
+    "/getmessage",
+    status_code=200,
+    operation_class=documented(GetMessageIn),
+    summary="A message from the external channel (online chat)",
+)
 async def getmessage(request: AnyRequest) -> Response[bytes]:
     async def run(ctx: AppContext, extension_id: int, body: GetMessageIn) -> dict[str, Any]:
         outcome = await ctx.db.write(messages.receive_message, extension_id, body.to_core())
@@ -142,7 +164,12 @@ async def getmessage(request: AnyRequest) -> Response[bytes]:
     return await _call(request, GetMessageIn, run)
 
 
-@post("/call", summary="Register a call from the telephony system")
+@post(
+    "/call",
+    status_code=200,
+    operation_class=documented(CallIn),
+    summary="Register a call from the telephony system",
+)
 async def call(request: AnyRequest) -> Response[bytes]:
     async def run(ctx: AppContext, extension_id: int, body: CallIn) -> dict[str, Any]:
         outcome = await ctx.db.write(calls.register_call, extension_id, body.to_core())
@@ -151,7 +178,12 @@ async def call(request: AnyRequest) -> Response[bytes]:
     return await _call(request, CallIn, run)
 
 
-@post("/attachcallrecord", summary="Attach a call's recording to its task")
+@post(
+    "/attachcallrecord",
+    status_code=200,
+    operation_class=documented(AttachCallRecordIn),
+    summary="Attach a call's recording to its task",
+)
 async def attachcallrecord(request: AnyRequest) -> Response[bytes]:
     async def run(ctx: AppContext, extension_id: int, body: AttachCallRecordIn) -> dict[str, Any]:
         problems = await ctx.db.write(calls.attach_call_record, extension_id, body.to_core())
@@ -160,7 +192,12 @@ async def attachcallrecord(request: AnyRequest) -> Response[bytes]:
     return await _call(request, AttachCallRecordIn, run)
 
 
-@post("/files/upload", request_max_body_size=None, summary="Upload one file (multipart)")
+@post(
+    "/files/upload",
+    status_code=200,
+    request_max_body_size=None,
+    summary="Upload one file (multipart)",
+)
 async def upload(request: AnyRequest) -> Response[bytes]:
     extension_id = await authenticate(request)
     ctx = context(request)
@@ -189,7 +226,7 @@ async def upload(request: AnyRequest) -> Response[bytes]:
 
 
 @get("/files/download/{file_id:str}", summary="Download a file by its numeric id")
-async def download(request: AnyRequest, file_id: str) -> File:
+async def download(request: AnyRequest, file_id: FromPath[str]) -> File:
     extension_id = await authenticate(request)
     ctx = context(request)
     stored = await ctx.db.read(files.file_for_extension, extension_id, parse_file_id(file_id))
@@ -214,12 +251,3 @@ router = Router(
     exception_handlers=EXCEPTION_HANDLERS,
     tags=["Pyrus Extensions API v1"],
 )
-
-REQUEST_BODIES: dict[str, type[Body]] = {
-    "/v1/token": TokenIn,
-    "/v1/task": TaskIn,
-    "/v1/comment": CommentIn,
-    "/v1/getmessage": GetMessageIn,
-    "/v1/call": CallIn,
-    "/v1/attachcallrecord": AttachCallRecordIn,
-}
