@@ -21,7 +21,7 @@ class RawSchema(Schema):
         object.__setattr__(self, "_raw", raw)
 
     def to_schema(self) -> dict[str, Any]:
-        raw: dict[str, Any] = self._raw
+        raw: dict[str, Any] = self.__dict__["_raw"]
         return raw
 
 
