@@ -55,6 +55,14 @@ def _pg_url_for(database: str) -> str:
     return f"{base}/{database}"
 
 
+async def _drop(database: str) -> None:
+    admin = await asyncpg.connect(postgres_dsn(PG_URL))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def _recreate(database: str) -> None:
     admin = await asyncpg.connect(postgres_dsn(PG_URL))
     try:
@@ -66,12 +74,17 @@ async def _recreate(database: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """A database of this test process (xdist worker), migrated once."""
-    name = "frontdesk_test_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """A database of this test process, migrated once, dropped at the end.
+
+    Named after the process so that concurrent runs (xdist workers, two developers' shells)
+    never share one.
+    """
+    name = f"frontdesk_test_{os.getpid()}"
     run_now(_recreate(name))
     url = _pg_url_for(name)
     run_now(upgrade(url))
     yield url
+    run_now(_drop(name))
 
 
 TABLES = ", ".join(table.name for table in metadata.sorted_tables)

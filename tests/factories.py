@@ -1,4 +1,5 @@
-"""Plain functions that make what tests need, through the core (never raw SQL)."""
+"""Plain functions that make what tests need, through the core (never raw SQL), and read
+what a request stored with SQLAlchemy selects run on the app's own database."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from frontdesk.core import auth, extensions, forms, users
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core import auth, extensions, forms, tasks, users
 from frontdesk.core.forms import FieldSpec
+from frontdesk.storage import tables
 from frontdesk.storage.database import Database
+from frontdesk.storage.sql import Query, Tx
 
 FIELDS = (
     FieldSpec("Subject", "text"),
@@ -101,3 +107,116 @@ async def upload(
     assert response.status_code == 200, response.text
     guid: str = response.json()["guid"]
     return guid
+
+
+# --- reading what a request stored (through the app's own database) -----------------------
+
+
+async def rows(client: Any, statement: Any, **params: Any) -> list[dict[str, Any]]:
+    """Every row a SQLAlchemy select returns, read through the app's database."""
+    query = Query(statement)
+
+    async def work(tx: Tx) -> list[dict[str, Any]]:
+        return await tx.all(query, **params)
+
+    return await db_of(client).read(work)
+
+
+async def tasks_of(client: Any) -> list[dict[str, Any]]:
+    """All tasks, oldest first."""
+    return await rows(client, sa.select(tables.tasks).order_by(tables.tasks.c.id))
+
+
+async def task_of(client: Any, task_id: int) -> dict[str, Any]:
+    found = await rows(
+        client, sa.select(tables.tasks).where(tables.tasks.c.id == p("id")), id=task_id
+    )
+    assert found, f"no task {task_id}"
+    return found[0]
+
+
+async def comments_of(client: Any, task_id: int) -> list[dict[str, Any]]:
+    """A task's comments, oldest first."""
+    c = tables.comments.c
+    return await rows(
+        client,
+        sa.select(tables.comments).where(c.task_id == p("task_id")).order_by(c.id),
+        task_id=task_id,
+    )
+
+
+async def attachments_of(client: Any, comment_id: int) -> list[str]:
+    """The guids of a comment's files, in their order."""
+    a, f = tables.attachments.c, tables.files.c
+    found = await rows(
+        client,
+        sa.select(f.guid)
+        .join(tables.attachments, a.file_id == f.id)
+        .where(a.comment_id == p("comment_id"))
+        .order_by(a.position),
+        comment_id=comment_id,
+    )
+    return [row["guid"] for row in found]
+
+
+async def values_of(client: Any, task_id: int) -> dict[str, str]:
+    """A task's field values by field code."""
+    v, f = tables.task_values.c, tables.form_fields.c
+    found = await rows(
+        client,
+        sa.select(f.code, v.value)
+        .join(tables.form_fields, f.id == v.field_id)
+        .where(v.task_id == p("task_id")),
+        task_id=task_id,
+    )
+    return {row["code"]: row["value"] for row in found}
+
+
+async def channels_of(client: Any) -> list[dict[str, Any]]:
+    return await rows(client, sa.select(tables.channels).order_by(tables.channels.c.id))
+
+
+async def calls_of(client: Any) -> list[dict[str, Any]]:
+    return await rows(client, sa.select(tables.calls).order_by(tables.calls.c.id))
+
+
+async def file_id_of(client: Any, guid: str) -> int:
+    found = await rows(
+        client, sa.select(tables.files.c.id).where(tables.files.c.guid == p("guid")), guid=guid
+    )
+    assert found, f"no file {guid}"
+    return int(found[0]["id"])
+
+
+# --- changing state the way an agent or an admin would ------------------------------------
+
+
+async def close_task(client: Any, task_id: int) -> None:
+    await db_of(client).write(tasks.close, task_id)
+
+
+async def set_enabled(connector: Connector, enabled: bool, account_id: str | None = None) -> None:
+    await connector.db.write(
+        extensions.set_account_enabled,
+        connector.extension_id,
+        account_id or connector.account_id,
+        enabled,
+    )
+
+
+async def add_account_on_new_form(connector: Connector, account_id: str) -> int:
+    """Another account of the same extension, on a form of its own; returns the form id."""
+    form_id = await connector.db.write(forms.add_form, "Other requests", FIELDS)
+    await connector.db.write(extensions.add_account, connector.extension_id, account_id, form_id)
+    return form_id
+
+
+def nulls_in(payload: Any, path: str = "$") -> list[str]:
+    """Where a JSON answer holds a null (Pyrus omits empty fields instead)."""
+    if payload is None:
+        return [path]
+    if isinstance(payload, dict):
+        return [n for key, value in payload.items() for n in nulls_in(value, f"{path}.{key}")]
+    if isinstance(payload, list):
+        return [n for i, value in enumerate(payload) for n in nulls_in(value, f"{path}[{i}]")]
+    return []

@@ -13,6 +13,8 @@ PHONE = re.compile(r"^\+?[\d\s().\-]*\d[\d\s().\-]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TRUE = {"true", "1", "yes", "checked", "on"}
 FALSE = {"false", "0", "no", "unchecked", "off"}
+#: the largest power of ten a number field takes, either way
+MAX_EXPONENT = 100
 
 
 def _number(value: str) -> str | None:
@@ -20,11 +22,13 @@ def _number(value: str) -> str | None:
         number = Decimal(value.strip())
     except InvalidOperation:
         return None
-    if not number.is_finite():
+    # A bounded exponent: "1e-999999" would otherwise be written out as a million digits.
+    if not number.is_finite() or abs(number.adjusted()) > MAX_EXPONENT:
         return None
-    if number == number.to_integral_value():
-        return str(number.quantize(Decimal(1)))
-    return format(number.normalize(), "f")
+    # Plain digits without trailing fractional zeros ("1e3" -> "1000", "0.250" -> "0.25");
+    # not quantize/normalize, which round or fail beyond the context's 28 digits ("1e30").
+    digits = format(number, "f")
+    return digits.rstrip("0").rstrip(".") if "." in digits else digits
 
 
 def _date(value: str) -> str | None:
@@ -48,7 +52,10 @@ def _datetime(value: str) -> str | None:
         return None
     if moment.tzinfo is None:  # Pyrus reads an offset-less time as UTC
         moment = moment.replace(tzinfo=UTC)
-    return iso(moment)
+    try:
+        return iso(moment)
+    except OverflowError:  # "0001-01-01T00:00+01:00" is before year 1 in UTC
+        return None
 
 
 def _pattern(regex: re.Pattern[str]) -> Callable[[str], str | None]:

@@ -1,0 +1,227 @@
+"""POST /v1/files/upload and GET /v1/files/download/{id}."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+import pytest
+from factories import db_of, make_connector, upload
+
+from frontdesk.core import files
+
+
+async def _file_id(client, guid: str, extension_id: int) -> int:
+    stored = await db_of(client).read(files.extension_file, extension_id, guid)
+    assert stored is not None
+    return stored.id
+
+
+async def test_upload_answers_guid_and_md5_and_download_returns_the_bytes(client):
+    connector = await make_connector(client)
+    data = b"binary \x00\xff" * 1000
+    guid = await upload(client, connector, "report.pdf", data)
+    file_id = await _file_id(client, guid, connector.extension_id)
+    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert response.status_code == 200
+    assert response.content == data
+    assert response.headers["content-length"] == str(len(data))
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+    )
+
+
+async def test_upload_md5_is_lowercase_hex_of_the_bytes(client):
+    connector = await make_connector(client)
+    data = b"hello world!"
+    response = await client.post(
+        "/v1/files/upload", headers=connector.headers, files={"file": ("a.txt", data)}
+    )
+    body = response.json()
+    assert body["md5_hash"] == hashlib.md5(data).hexdigest()
+    assert len(body["guid"]) == 36 and body["guid"] == body["guid"].lower()
+
+
+async def test_file_part_may_have_any_field_name_and_other_parts_are_ignored(client):
+    connector = await make_connector(client)
+    response = await client.post(
+        "/v1/files/upload",
+        headers=connector.headers,
+        data={"comment": "not a file"},
+        files={"filename.jpg": ("filename.jpg", b"jpeg"), "second": ("b.txt", b"ignored")},
+    )
+    assert response.status_code == 200, response.text
+    stored = await db_of(client).read(
+        files.extension_file, connector.extension_id, response.json()["guid"]
+    )
+    assert stored is not None and stored.name == "filename.jpg" and stored.size == 4
+
+
+async def test_non_ascii_name_gets_both_filename_forms(client):
+    connector = await make_connector(client)
+    name = 'отчёт "final".txt'
+    guid = await upload(client, connector, name, b"x")
+    file_id = await _file_id(client, guid, connector.extension_id)
+    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    disposition = response.headers["content-disposition"]
+    assert "filename*=UTF-8''" + quote(name, safe="") in disposition
+    assert 'filename="_____ _final_.txt"' in disposition
+
+
+async def test_client_path_in_filename_is_dropped(client):
+    connector = await make_connector(client)
+    guid = await upload(client, connector, "C:\\Path\\To\\File\\..\\filename.jpg", b"x")
+    stored = await db_of(client).read(files.extension_file, connector.extension_id, guid)
+    assert stored is not None and stored.name == "filename.jpg"
+
+
+async def test_empty_file(client):
+    connector = await make_connector(client)
+    response = await client.post(
+        "/v1/files/upload", headers=connector.headers, files={"file": ("empty.txt", b"")}
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "empty_file"
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        {"data": {"just": "fields"}, "files": {}},
+        {"content": b"raw bytes", "headers": {"Content-Type": "application/octet-stream"}},
+    ],
+)
+async def test_no_file_in_request(client, send):
+    connector = await make_connector(client)
+    headers = {**connector.headers, **send.pop("headers", {})}
+    if "data" in send and not send["files"]:
+        # force multipart even without files
+        boundary = "xyz"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="just"\r\n\r\n'
+            f"fields\r\n--{boundary}--\r\n"
+        ).encode()
+        send = {"content": body}
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    response = await client.post("/v1/files/upload", headers=headers, **send)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "no_file_in_request"
+
+
+async def test_too_large_file_is_refused_while_streaming_and_leaves_nothing(
+    client, settings, tmp_path
+):
+    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 1000})
+    connector = await make_connector(client)
+    response = await client.post(
+        "/v1/files/upload", headers=connector.headers, files={"file": ("big.bin", b"x" * 1001)}
+    )
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "too_large_file"
+    files_dir = settings.effective_files_dir
+    assert not [p for p in files_dir.rglob("*") if p.is_file()]
+    at_limit = await client.post(
+        "/v1/files/upload", headers=connector.headers, files={"file": ("ok.bin", b"x" * 1000)}
+    )
+    assert at_limit.status_code == 200
+
+
+async def test_declared_length_over_the_cap_is_refused_before_reading(client, settings):
+    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 10})
+
+    async def never_read():
+        raise AssertionError("the body must not be read")
+        yield b""  # pragma: no cover
+
+    connector = await make_connector(client)
+    response = await client.post(
+        "/v1/files/upload",
+        content=never_read(),
+        headers={
+            **connector.headers,
+            "Content-Length": str(5 * 1024 * 1024),
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
+    )
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "too_large_file"
+
+
+async def test_malformed_multipart(client):
+    connector = await make_connector(client)
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc'
+    response = await client.post(
+        "/v1/files/upload",
+        content=body,
+        headers={**connector.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "bad_multipart_content"
+
+
+async def test_upload_needs_a_token(client):
+    response = await client.post("/v1/files/upload", files={"file": ("a.txt", b"x")})
+    assert response.status_code == 401
+    assert response.json()["error_code"] == "token_not_specified"
+
+
+async def test_download_of_another_extensions_file_is_not_found(client):
+    owner = await make_connector(client, name="owner")
+    other = await make_connector(client, name="other", account_id="acc-2")
+    guid = await upload(client, owner, "secret.txt", b"private")
+    file_id = await _file_id(client, guid, owner.extension_id)
+    response = await client.get(f"/v1/files/download/{file_id}", headers=other.headers)
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "file_is_missing"
+
+
+async def test_attached_file_downloads_for_the_task_extension(client):
+    """An agent's file attached in a task of the extension's account (sendmessage case)."""
+    from frontdesk.core.comments import Formatted, NewComment, add_comment
+    from frontdesk.core.tasks import create_task
+
+    connector = await make_connector(client)
+    other = await make_connector(client, name="agent side", account_id="acc-2")
+    guid = await upload(client, other, "answer.txt", b"from the agent")
+    file_id = await _file_id(client, guid, other.extension_id)
+
+    async def attach_in_connector_task(tx):
+        task_id = await create_task(
+            tx, form_id=connector.form_id, account_ref=connector.account_ref
+        )
+        await add_comment(tx, NewComment(task_id, Formatted("answer"), file_ids=[file_id]))
+
+    await db_of(client).write(attach_in_connector_task)
+    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert response.status_code == 200
+    assert response.content == b"from the agent"
+
+
+@pytest.mark.parametrize(
+    "file_id",
+    [
+        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "abc",
+        "-1",
+        "1e3",
+        "99999999999999999999",
+        "123",
+    ],
+)
+async def test_download_ids_that_are_no_file_are_not_found(client, file_id):
+    connector = await make_connector(client)
+    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert response.status_code == 404
+    assert response.json()["error_code"] in {"file_is_missing", "not_found"}
+    assert "root:" not in response.text
+
+
+async def test_missing_bytes_on_disk_is_not_found_not_500(client, settings):
+    connector = await make_connector(client)
+    guid = await upload(client, connector, "gone.txt", b"x")
+    client.app.state.ctx.blobs.delete(guid)
+    file_id = await _file_id(client, guid, connector.extension_id)
+    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert response.status_code == 404

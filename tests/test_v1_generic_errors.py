@@ -1,0 +1,127 @@
+"""What every v1 method shares: JSON errors, quotas and their headers, no tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from factories import make_connector
+
+from frontdesk.storage.sql import Query
+
+MESSAGE = {"account_id": "acc-1", "channel_id": "c1", "message_text": "hi"}
+
+
+async def test_quota_headers_count_down(client):
+    connector = await make_connector(client)
+    first = await client.post("/v1/getmessage", headers=connector.headers, json=MESSAGE)
+    second = await client.post("/v1/getmessage", headers=connector.headers, json=MESSAGE)
+    assert first.headers["x-ratelimit-limit"] == "5000"
+    assert int(first.headers["x-ratelimit-remaining"]) == 4999
+    assert int(second.headers["x-ratelimit-remaining"]) == 4998
+    assert 0 < int(second.headers["x-ratelimit-reset"]) <= 600
+
+
+async def test_over_quota_is_429_with_retry_after(client, settings):
+    ctx = client.app.state.ctx
+    ctx.limiter.limit = 3
+    connector = await make_connector(client)
+    other = await make_connector(client, name="other")
+    for _ in range(3):
+        ok = await client.post("/v1/getmessage", headers=connector.headers, json=MESSAGE)
+        assert ok.status_code == 200
+    refused = await client.post("/v1/getmessage", headers=connector.headers, json=MESSAGE)
+    assert refused.status_code == 429
+    assert refused.json()["error_code"] == "too_many_requests"
+    assert int(refused.headers["retry-after"]) > 0
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert refused.headers["x-ratelimit-limit"] == "3"
+    # the quota is per extension
+    elsewhere = await client.post(
+        "/v1/getmessage", headers=other.headers, json={**MESSAGE, "account_id": "acc-1"}
+    )
+    assert elsewhere.status_code in {200, 400}
+    assert elsewhere.status_code != 429
+
+
+async def test_errors_carry_quota_headers_too(client):
+    connector = await make_connector(client)
+    response = await client.post("/v1/getmessage", headers=connector.headers, json={})
+    assert response.status_code == 400
+    assert "x-ratelimit-remaining" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"", "empty_body"),
+        (b"   ", "empty_body"),
+        (b"{not json", "invalid_request"),
+        (b'{"account_id": "acc-1", "channel_id": "c1"', "invalid_request"),
+        (b"[1, 2]", "validation_error"),
+        (b'{"account_id": ["x"], "channel_id": "c1", "message_text": "hi"}', "validation_error"),
+        (b'{"account_id": "acc-1", "channel_id": "c1", "mappings": "x"}', "validation_error"),
+    ],
+)
+async def test_bad_bodies_get_their_code_as_json(client, body, code):
+    connector = await make_connector(client)
+    response = await client.post("/v1/getmessage", headers=connector.headers, content=body)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error_code"] == code
+    assert len(response.json()["error"]) <= 300
+
+
+async def test_unknown_fields_are_ignored(client):
+    connector = await make_connector(client)
+    response = await client.post(
+        "/v1/getmessage",
+        headers=connector.headers,
+        json={**MESSAGE, "telegramUserName": "@paul", "extra": [1]},
+    )
+    assert response.status_code == 200
+
+
+async def test_unknown_path_and_wrong_method_answer_json(client):
+    connector = await make_connector(client)
+    missing = await client.post("/v1/nothing", headers=connector.headers, json=MESSAGE)
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "not_found"
+    wrong = await client.get("/v1/getmessage", headers=connector.headers)
+    assert wrong.status_code == 405
+    assert "error_code" in wrong.json()
+
+
+def _rename(old: str, new: str):
+    async def rename(tx):
+        await tx.run(Query(sa.text(f"ALTER TABLE {old} RENAME TO {new}")))
+
+    return rename
+
+
+async def test_a_crash_is_server_error_without_traceback(client):
+    """A real failure underneath (a table gone) must not leak a traceback."""
+    connector = await make_connector(client)
+    db = client.app.state.ctx.db
+    await db.write(_rename("channels", "channels_away"))
+    try:
+        response = await client.post("/v1/getmessage", headers=connector.headers, json=MESSAGE)
+    finally:
+        await db.write(_rename("channels_away", "channels"))
+    assert response.status_code == 500
+    assert response.json() == {
+        "error_code": "server_error",
+        "error": "Internal server error; please retry later",
+    }
+    assert "Traceback" not in response.text
+
+
+async def test_body_over_the_json_limit_is_refused(client):
+    connector = await make_connector(client)
+    huge = (
+        b'{"account_id": "acc-1", "channel_id": "c1", "message_text": "'
+        + b"x" * (5 * 1024 * 1024)
+        + b'"}'
+    )
+    response = await client.post("/v1/getmessage", headers=connector.headers, content=huge)
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "too_large_request_length"
