@@ -6,9 +6,10 @@ import hashlib
 from urllib.parse import quote
 
 import pytest
-from factories import db_of, make_connector, upload
 
 from frontdesk.core import files
+
+from factories import db_of, make_connector, upload
 
 
 async def _file_id(client, guid: str, extension_id: int) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from factories import make_connector
 
 from frontdesk.storage.sql import Query
+
+from factories import make_connector
 
 MESSAGE = {"account_id": "acc-1", "channel_id": "c1", "message_text": "hi"}
 

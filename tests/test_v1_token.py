@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from factories import make_connector
 from frontdesk.core import auth, extensions
+
+from factories import make_connector
 
 
 async def test_token_for_valid_credentials_works_on_other_methods(client):

@@ -22,8 +22,12 @@ def _number(value: str) -> str | None:
         number = Decimal(value.strip())
     except InvalidOperation:
         return None
+    if not number.is_finite():
+        return None
+    if number.is_zero():  # "-0" and "0.00" are one value
+        return "0"
     # A bounded exponent: "1e-999999" would otherwise be written out as a million digits.
-    if not number.is_finite() or abs(number.adjusted()) > MAX_EXPONENT:
+    if abs(number.adjusted()) > MAX_EXPONENT:
         return None
     # Plain digits without trailing fractional zeros ("1e3" -> "1000", "0.250" -> "0.25");
     # not quantize/normalize, which round or fail beyond the context's 28 digits ("1e30").

@@ -1,0 +1,144 @@
+"""`python -m bench`: every scenario on every engine, then one summary line per pair.
+
+Usage: python -m bench [--duration 10] [--repeats 3] [--engines sqlite,postgresql] ...
+The last lines printed are the summary (`bench SCENARIO ENGINE ...`); bench/RESULTS.md gets the
+same figures as a table. Exit status 1 when any run had errors (its figures are worthless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import engines, getmessage, report, upload
+from bench.load import pick_generator
+
+ENGINES = ("sqlite", "postgresql")
+SCENARIOS = ("getmessage_existing", "getmessage_new", "upload")
+
+
+def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = set(items) - set(choices)
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {sorted(unknown)}; choose from {choices}")
+        return items
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="discarded seconds before it")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=1000, help="existing channels to spread over")
+    parser.add_argument("--engines", type=_csv(ENGINES), default=list(ENGINES))
+    parser.add_argument("--scenarios", type=_csv(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--sqlite-workers", type=int, default=1, help="one writer is the design")
+    parser.add_argument("--pg-workers", type=int, default=2, help="for app and ceiling alike")
+    parser.add_argument("--upload-mb", type=int, default=1024, help="size of the uploaded file")
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    return parser.parse_args(argv)
+
+
+def _settings(args: argparse.Namespace, generator: str) -> dict[str, str]:
+    info = report.machine()
+    tool = info["wrk"] if generator == "wrk" else "bench/pyload.py (Python, asyncio + uvloop)"
+    return {
+        "load generator": f"{tool}, own process, {args.connections} connections",
+        "run length": f"{args.warmup:g} s warm-up (discarded) + {args.duration:g} s measured",
+        "repeats": f"{args.repeats} per figure, interleaved app/ceiling; medians",
+        "workers": f"SQLite {args.sqlite_workers} (app and ceiling), "
+        f"PostgreSQL {args.pg_workers} (app and ceiling)",
+        "existing channels": f"{args.channels}, one message each before the runs",
+        "upload": f"{args.upload_mb} MB of random bytes, {args.repeats} repeats",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress via make
+    generator = pick_generator(args.generator)
+    note = "" if generator == "wrk" else " (wrk not found: apt-get install wrk for the real tool)"
+    print(f"bench: load generator: {generator}{note}")
+    workdir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-"))
+    print(f"bench: work directory {workdir}")
+    opts = getmessage.Options(
+        args.duration, args.warmup, args.repeats, args.connections, args.channels, generator
+    )
+    message_scenarios = [s for s in args.scenarios if s in getmessage.SCENARIOS]
+    runs: list[getmessage.Run] = []
+    uploads: list[upload.UploadRun] = []
+    problems: list[str] = []
+    started = time.monotonic()
+    try:
+        source, md5 = None, ""
+        if "upload" in args.scenarios:
+            source = workdir / "upload.bin"
+            print(f"bench: writing {args.upload_mb} MB of random bytes to {source}")
+            md5 = upload.make_file(source, args.upload_mb)
+        for name in args.engines:
+            if name == "postgresql" and (why := engines.ensure_postgres()):
+                problems.append(f"postgresql skipped: {why}")
+                print(f"  !!! {problems[-1]}")
+                continue
+            workers = args.sqlite_workers if name == "sqlite" else args.pg_workers
+            print(f"bench: {name}, {workers} worker(s)")
+            with engines.prepared(name, workers, workdir) as engine:
+                if message_scenarios:
+                    runs += getmessage.run_engine(
+                        engine, message_scenarios, opts, workdir, _print_run(problems)
+                    )
+                if source is not None:
+                    for run in upload.run_engine(engine, source, md5, args.repeats, workdir):
+                        print(
+                            f"  [{name} #{run.repeat}] upload  mb_s={run.mb_s:,.0f} "
+                            f"cp+sync mb_s={run.ceiling_mb_s:,.0f} "
+                            f"rss_growth={run.rss_growth_mb:.1f}MB {run.detail}"
+                        )
+                        if not run.ok:
+                            problems.append(f"upload on {name} #{run.repeat}: {run.detail}")
+                            print(f"  !!! UPLOAD FAILED: {run.detail}")
+                        uploads.append(run)
+    finally:
+        if args.keep:
+            print(f"bench: work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    rows, upload_rows = report.getmessage_rows(runs), report.upload_rows(uploads)
+    report.write_markdown(args.results, rows, upload_rows, runs, _settings(args, generator))
+    print(f"bench: {time.monotonic() - started:.0f} s; wrote {args.results}")
+    for row in rows:
+        print(f"  target {row.scenario} {row.engine}: {row.verdict()}")
+    for upload_row in upload_rows:
+        print(f"  target upload {upload_row.engine}: {upload_row.verdict()}")
+    for problem in problems:
+        print(f"  !!! {problem}")
+    print("\n".join(report.summary_lines(rows, upload_rows)))
+    return 1 if problems else 0
+
+
+def _print_run(problems: list[str]) -> Callable[[getmessage.Run], None]:
+    def print_run(run: getmessage.Run) -> None:
+        print(report.run_line(run), flush=True)
+        for issue in run.check():
+            loud = run.result.failed
+            print(f"  {'!!! RUN FAILED' if loud else '  ! warning'}: {issue}", flush=True)
+            if loud:
+                problems.append(f"{run.scenario} {run.engine} {run.target} #{run.repeat}: {issue}")
+
+    return print_run
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Liveness, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+
+async def test_healthz_and_readyz(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ok"}
+
+
+async def test_readyz_is_503_when_the_database_is_gone(client):
+    await client.app.state.ctx.db.close()
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "unavailable"
+
+
+async def test_openapi_document_describes_every_v1_method_and_body(client):
+    document = (await client.get("/openapi.json")).json()
+    paths = document["paths"]
+    for method in (
+        "token",
+        "task",
+        "comment",
+        "getmessage",
+        "call",
+        "attachcallrecord",
+        "files/upload",
+    ):
+        assert f"/v1/{method}" in paths, method
+    body = paths["/v1/getmessage"]["post"]["requestBody"]["content"]["application/json"]
+    schema = body["schema"]
+    assert schema["required"] == ["account_id", "channel_id"]
+    assert "message_text" in schema["properties"]
+    mapping = schema["properties"]["mappings"]["items"]
+    assert "code" in mapping["properties"]
+    assert "200" in paths["/v1/getmessage"]["post"]["responses"]
+    assert "/v1/files/download/{file_id}" in paths
+
+
+async def test_docs_page_embeds_the_document(client):
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "swagger" in page.text.lower() and "/v1/getmessage" in page.text
