@@ -126,3 +126,20 @@ async def test_body_over_the_json_limit_is_refused(client):
     response = await client.post("/v1/getmessage", headers=connector.headers, content=huge)
     assert response.status_code == 413
     assert response.json()["error_code"] == "too_large_request_length"
+
+
+async def test_nul_characters_are_refused_not_a_500(client):
+    connector = await make_connector(client)
+    response = await client.post(
+        "/v1/getmessage",
+        headers=connector.headers,
+        content=b'{"account_id": "acc-1", "channel_id": "c1", "message_text": "a\\u0000b"}',
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "validation_error"
+    literal = await client.post(
+        "/v1/getmessage",
+        headers=connector.headers,
+        content=b'{"account_id": "acc-1", "channel_id": "c1", "message_text": "a\\\\u0000b"}',
+    )
+    assert literal.status_code == 200

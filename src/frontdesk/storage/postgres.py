@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -20,8 +21,9 @@ def lock_id(key: tuple[object, ...]) -> int:
 class PostgresTx:
     dialect = "postgresql"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, memo: dict[Any, Any]) -> None:
         self._conn = conn
+        self.memo = memo
 
     async def one(self, query: Query, /, **params: Any) -> Row | None:
         compiled = query.compiled("postgresql")
@@ -40,6 +42,11 @@ class PostgresTx:
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
+    async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]], /) -> None:
+        if rows:
+            compiled = query.compiled("postgresql")
+            await self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
+
     async def lock(self, *key: object) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
 
@@ -51,6 +58,7 @@ class PostgresDatabase:
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self.memo: dict[Any, Any] = {}
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
@@ -63,12 +71,12 @@ class PostgresDatabase:
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
         async with self._pool.acquire() as conn:
-            return await work(PostgresTx(conn), *args, **kwargs)
+            return await work(PostgresTx(conn, self.memo), *args, **kwargs)
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
         async with self._pool.acquire() as conn, conn.transaction():
-            return await work(PostgresTx(conn), *args, **kwargs)
+            return await work(PostgresTx(conn, self.memo), *args, **kwargs)
 
     async def ping(self) -> None:
         assert self._pool is not None, "database is not open"

@@ -9,7 +9,7 @@ on SQLite; JSON on asyncpg) are converted here and nowhere else.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -75,20 +75,23 @@ class Compiled:
     defaults: Mapping[str, Any]
     param_converters: Mapping[str, Convert]
     columns: tuple[str, ...]
-    result_converters: tuple[tuple[int, Convert], ...]
+    result_converters: tuple[tuple[str, Convert], ...]
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for name in self.names:
-            value = params[name] if name in params else self.defaults[name]
-            convert = self.param_converters.get(name)
-            values.append(convert(value) if convert else value)
-        return tuple(values)
+        # the hot path of every statement: plain lookups when nothing needs converting
+        if self.defaults:
+            params = {**self.defaults, **params}
+        if not self.param_converters:
+            return tuple([params[name] for name in self.names])
+        converters = self.param_converters
+        return tuple([
+            converters[name](params[name]) if name in converters else params[name]
+            for name in self.names
+        ])
 
     def row(self, values: Any) -> Row:
-        row = dict(zip(self.columns, values, strict=True))
-        for index, convert in self.result_converters:
-            key = self.columns[index]
+        row = dict(zip(self.columns, values))
+        for key, convert in self.result_converters:
             row[key] = convert(row[key])
         return row
 
@@ -119,15 +122,15 @@ class Query:
         result_columns = compiler._result_columns
         columns = tuple(column.keyname for column in result_columns)
         result_converters = tuple(
-            (index, conv)
-            for index, column in enumerate(result_columns)
+            (column.keyname, conv)
+            for column in result_columns
             if (conv := _result_converter(dialect, column.type)) is not None
         )
         return Compiled(
             sql=str(compiler),
             names=names,
             # literals (LIMIT 1, values=True) have defaults; named parameters must be passed
-            defaults={name: bind.value for name, bind in binds.items() if not bind.required},
+            defaults={name: binds[name].value for name in names if not binds[name].required},
             param_converters=param_converters,
             columns=columns,
             result_converters=result_converters,
@@ -138,6 +141,9 @@ class Tx(Protocol):
     """One unit of work's view of the database: a transaction when writing."""
 
     dialect: str
+    #: a process-local memo shared by every unit of work on this database, for rows that
+    #: never change once written (forms); it lives as long as the Database object
+    memo: dict[Any, Any]
 
     async def one(self, query: Query, /, **params: Any) -> Row | None: ...
 
@@ -145,6 +151,10 @@ class Tx(Protocol):
 
     async def run(self, query: Query, /, **params: Any) -> int:
         """Execute and return the number of rows changed."""
+        ...
+
+    async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]], /) -> None:
+        """Execute once per row of parameters, in one round trip where the driver can."""
         ...
 
     async def lock(self, *key: object) -> None:

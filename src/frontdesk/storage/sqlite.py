@@ -14,7 +14,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,9 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
 class SqliteTx:
     dialect = "sqlite"
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, memo: dict[Any, Any]) -> None:
         self._conn = conn
+        self.memo = memo
 
     async def one(self, query: Query, /, **params: Any) -> Row | None:
         compiled = query.compiled("sqlite")
@@ -70,6 +71,11 @@ class SqliteTx:
         compiled = query.compiled("sqlite")
         return self._conn.execute(compiled.sql, compiled.args(params)).rowcount
 
+    async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]], /) -> None:
+        if rows:
+            compiled = query.compiled("sqlite")
+            self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
+
     async def lock(self, *key: object) -> None:
         """Nothing to do: the single writer already serialises every write."""
 
@@ -83,6 +89,7 @@ class SqliteDatabase:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
+        self.memo: dict[Any, Any] = {}
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +103,7 @@ class SqliteDatabase:
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         # Point reads by key take microseconds: cheaper on the loop than a thread hop.
         assert self._reader is not None, "database is not open"
-        return run_to_completion(work(SqliteTx(self._reader), *args, **kwargs))  # type: ignore[arg-type]
+        return run_to_completion(work(SqliteTx(self._reader, self.memo), *args, **kwargs))  # type: ignore[arg-type]
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._thread is not None, "database is not open"
@@ -133,7 +140,7 @@ class SqliteDatabase:
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, units: list[Any]) -> list[tuple[bool, Any]]:
-        tx = SqliteTx(conn)
+        tx = SqliteTx(conn, self.memo)
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -6,7 +6,7 @@ variable, so that a request missing several of them is told all their names at o
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -45,6 +45,17 @@ def _check_limits(body: Body) -> None:
             raise invalid(f"{name} is {len(value)} characters long; the limit is {limit}")
 
 
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL; refuse it for every engine alike."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def decode_body(raw: bytes, body_type: type[T]) -> T:
     if not raw.strip():
         raise FrontdeskError("empty_body", "The request body is empty")
@@ -54,6 +65,8 @@ def decode_body(raw: bytes, body_type: type[T]) -> T:
         raise invalid(f"Invalid parameters: {exc}") from None
     except msgspec.DecodeError as exc:
         raise FrontdeskError("invalid_request", f"The body is not valid JSON: {exc}") from None
+    if b"\\u0000" in raw and _has_nul(msgspec.to_builtins(body)):
+        raise invalid("Text must not contain NUL (\\u0000) characters")
     missing = _missing(body)
     if missing:
         raise required(*missing)

@@ -8,7 +8,7 @@ import msgspec
 
 from frontdesk.core.calls import CallRecord, IncomingCall
 from frontdesk.core.messages import ChatMessage, ExtensionComment, NewTask
-from frontdesk.errors import invalid, required
+from frontdesk.errors import invalid
 from frontdesk.web.json_body import Body, Scalar, text
 
 MAPPING_VALUE_LIMIT = 300
@@ -117,13 +117,27 @@ class _Numbers(Body):
     from_: Scalar | None = msgspec.field(default=None, name="from")
     to: Scalar | None = None
 
+    def __post_init__(self) -> None:
+        # Folded into the documented names at decoding, so that the required-parameter check
+        # (which names every missing field at once) and the length limits see either spelling.
+        if self.from_number in (None, ""):
+            self.from_number = self.from_
+        if self.to_number in (None, ""):
+            self.to_number = self.to
+
     def numbers(self) -> tuple[str | None, str | None]:
-        return text(self.from_number or self.from_), text(self.to_number or self.to)
+        return text(self.from_number), text(self.to_number)
 
 
 class CallIn(_Numbers):
-    required: ClassVar = ("account_id",)
-    limits: ClassVar = {"account_id": 300, "internal_number": 100, "external_id": 300}
+    required: ClassVar = ("account_id", "from_number", "to_number")
+    limits: ClassVar = {
+        "account_id": 300,
+        "from_number": 100,
+        "to_number": 100,
+        "internal_number": 100,
+        "external_id": 300,
+    }
     account_id: Scalar | None = None
     internal_number: Scalar | None = None
     external_id: Scalar | None = None
@@ -131,13 +145,6 @@ class CallIn(_Numbers):
 
     def to_core(self) -> IncomingCall:
         from_number, to_number = self.numbers()
-        missing = [
-            name
-            for name, value in (("from_number", from_number), ("to_number", to_number))
-            if not value
-        ]
-        if missing:
-            raise required(*missing)
         return IncomingCall(
             str(text(self.account_id)),
             str(from_number),
@@ -150,7 +157,7 @@ class CallIn(_Numbers):
 
 class AttachCallRecordIn(_Numbers):
     required: ClassVar = ("record_file",)
-    limits: ClassVar = {"account_id": 300, "external_id": 300}
+    limits: ClassVar = {"account_id": 300, "from_number": 100, "to_number": 100, "external_id": 300}
     account_id: Scalar | None = None
     record_file: str | None = None
     external_id: Scalar | None = None
