@@ -358,6 +358,8 @@ async def test_comment_text_limit_is_10000_characters(client):
     [
         {"task_id": "abc"},
         {"task_id": 1.5},
+        # beyond the 64-bit ids the storage holds
+        {"task_id": 2**63},
         {"task_id": [1]},
         {"comment_text": 5},
         {"attachments": MISSING_GUID},

@@ -153,6 +153,7 @@ async def test_mapping_values_are_typed_and_normalised(client):
         ("2021-12-23T00:11:32.987Z", "2021-12-23T00:11:32Z"),
         ("2021-12-23T00:11:32", "2021-12-23T00:11:32Z"),
         ("2021-12-22T19:11:32-05:00", "2021-12-23T00:11:32Z"),
+        ("0999-06-01T12:00:00+00:00", "0999-06-01T12:00:00Z"),
     ],
 )
 async def test_datetime_values_are_stored_in_utc_with_z(client, value, stored):

@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 
-from frontdesk.core.clock import iso
-
 PHONE = re.compile(r"^\+?[\d\s().\-]*\d[\d\s().\-]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TRUE = {"true", "1", "yes", "checked", "on"}
@@ -57,9 +55,11 @@ def _datetime(value: str) -> str | None:
     if moment.tzinfo is None:  # Pyrus reads an offset-less time as UTC
         moment = moment.replace(tzinfo=UTC)
     try:
-        return iso(moment)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # "0001-01-01T00:00+01:00" is before year 1 in UTC
         return None
+    # clock.iso's format, spelled with isoformat: strftime writes year 999 as "999", not "0999"
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _pattern(regex: re.Pattern[str]) -> Callable[[str], str | None]:

@@ -84,13 +84,15 @@ class Compiled:
         if not self.param_converters:
             return tuple([params[name] for name in self.names])
         converters = self.param_converters
-        return tuple([
-            converters[name](params[name]) if name in converters else params[name]
-            for name in self.names
-        ])
+        return tuple(
+            [
+                converters[name](params[name]) if name in converters else params[name]
+                for name in self.names
+            ]
+        )
 
     def row(self, values: Any) -> Row:
-        row = dict(zip(self.columns, values))
+        row = dict(zip(self.columns, values, strict=True))
         for key, convert in self.result_converters:
             row[key] = convert(row[key])
         return row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -12,6 +12,8 @@ from frontdesk.errors import invalid
 from frontdesk.web.json_body import Body, Scalar, text
 
 MAPPING_VALUE_LIMIT = 300
+#: a task id the storage can hold (BIGINT): the drivers refuse to bind a larger one (a 500)
+TaskId = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class MappingIn(msgspec.Struct):
@@ -59,7 +61,7 @@ class CommentIn(Body):
     required: ClassVar = ("account_id", "task_id")
     limits: ClassVar = {"account_id": 300}
     account_id: Scalar | None = None
-    task_id: int | None = None
+    task_id: TaskId | None = None
     comment_text: str | None = None
     comment_text_html: str | None = None
     mappings: list[MappingIn] = msgspec.field(default_factory=list)
@@ -161,7 +163,7 @@ class AttachCallRecordIn(_Numbers):
     account_id: Scalar | None = None
     record_file: str | None = None
     external_id: Scalar | None = None
-    task_id: int | None = None
+    task_id: TaskId | None = None
     mappings: list[MappingIn] = msgspec.field(default_factory=list)
 
     def to_core(self) -> CallRecord:

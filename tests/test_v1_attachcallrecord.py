@@ -1,0 +1,374 @@
+"""POST /v1/attachcallrecord: a call's recording, found by task, external id or numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from factories import (
+    add_account,
+    attachments_of,
+    calls_of,
+    comments_of,
+    file_id_of,
+    make_connector,
+    set_enabled,
+    upload,
+    values_of,
+)
+
+FROM, TO = "+79774221338", "+74953009080"
+MISSING_GUID = "08923d83-255b-4f18-b0eb-5c4d3b9bf1d2"
+
+
+async def register(client, connector, **body):
+    """Register a call; its task id."""
+    payload = {"account_id": connector.account_id, "from_number": FROM, "to_number": TO, **body}
+    response = await client.post("/v1/call", headers=connector.headers, json=payload)
+    assert response.status_code == 200, response.text
+    task_id: int = response.json()["tasks"][0]["task_id"]
+    return task_id
+
+
+async def attach(client, connector, **body):
+    return await client.post("/v1/attachcallrecord", headers=connector.headers, json=body)
+
+
+async def recording_comments(client, task_id):
+    return [c for c in await comments_of(client, task_id) if c["text"] == "Call recording"]
+
+
+async def assert_attached(client, task_id, guid):
+    """The call's record is the file, and one comment in its task carries it."""
+    [stored] = [c for c in await calls_of(client) if c["task_id"] == task_id]
+    assert stored["record_file_id"] == await file_id_of(client, guid)
+    [comment] = await recording_comments(client, task_id)
+    assert await attachments_of(client, comment["id"]) == [guid]
+
+
+async def test_attach_by_task_id(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF....WAVE")
+    response = await attach(
+        client, connector, account_id=connector.account_id, task_id=task_id, record_file=guid
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {}
+    await assert_attached(client, task_id, guid)
+
+
+async def test_attach_by_external_id(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector, external_id="ext-1")
+    other_task = await register(client, connector, external_id="ext-2", from_number="+7111")
+    guid = await upload(client, connector, "rec.mp3", b"ID3")
+    response = await attach(
+        client, connector, account_id=connector.account_id, external_id="ext-1", record_file=guid
+    )
+    assert response.json() == {}
+    await assert_attached(client, task_id, guid)
+    assert await recording_comments(client, other_task) == []
+
+
+async def test_attach_by_external_id_sent_as_a_number(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector, external_id="777")
+    guid = await upload(client, connector, "rec.mp3", b"ID3")
+    response = await attach(client, connector, external_id=777, record_file=guid)
+    assert response.json() == {}
+    await assert_attached(client, task_id, guid)
+
+
+@pytest.mark.parametrize("names", [("from_number", "to_number"), ("from", "to")])
+async def test_attach_by_the_from_and_to_pair(client, names):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    other_task = await register(client, connector, from_number="+7111")
+    guid = await upload(client, connector, "rec.ogg", b"OggS")
+    response = await attach(
+        client,
+        connector,
+        account_id=connector.account_id,
+        record_file=guid,
+        **dict(zip(names, (FROM, TO), strict=True)),
+    )
+    assert response.json() == {}
+    await assert_attached(client, task_id, guid)
+    assert await recording_comments(client, other_task) == []
+
+
+async def test_the_pair_finds_the_latest_call_between_the_numbers(client):
+    connector = await make_connector(client, routing="always_new")
+    await register(client, connector)
+    latest = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(client, connector, from_number=FROM, to_number=TO, record_file=guid)
+    assert response.json() == {}
+    await assert_attached(client, latest, guid)
+
+
+async def test_account_id_is_optional(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(client, connector, task_id=task_id, record_file=guid)
+    assert response.json() == {}
+    await assert_attached(client, task_id, guid)
+
+
+async def test_no_way_to_find_the_call_is_required_parameters_not_specified(client):
+    connector = await make_connector(client)
+    await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    for extra in ({}, {"from_number": FROM}, {"to": TO}, {"external_id": ""}):
+        response = await attach(
+            client, connector, account_id=connector.account_id, record_file=guid, **extra
+        )
+        assert response.status_code == 400
+        assert response.json() == {
+            "error_code": "required_parameters_not_specified",
+            "error": "Required parameters not specified: "
+            "external_id, task_id or from_number and to_number",
+        }
+    assert (await calls_of(client))[0]["record_file_id"] is None
+
+
+async def test_missing_record_file_is_named(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    for extra in ({}, {"record_file": ""}):
+        response = await attach(client, connector, task_id=task_id, **extra)
+        assert response.status_code == 400
+        assert response.json() == {
+            "error_code": "required_parameters_not_specified",
+            "error": "Required parameters not specified: record_file",
+        }
+
+
+@pytest.mark.parametrize("name", ["a.ac3", "b.mp3", "c.ogg", "d.wav", "e.wma", "F.MP3"])
+async def test_audio_formats_are_accepted(client, name):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, name, b"audio")
+    response = await attach(client, connector, task_id=task_id, record_file=guid)
+    assert response.status_code == 200, response.text
+    assert response.json() == {}
+    await assert_attached(client, task_id, guid)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "photo.jpg", "recording", "rec.wav.exe"])
+async def test_other_formats_are_unsupported_record_file_format(client, name):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, name, b"not audio")
+    response = await attach(client, connector, task_id=task_id, record_file=guid)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unsupported_record_file_format"
+    assert (await calls_of(client))[0]["record_file_id"] is None
+    assert await recording_comments(client, task_id) == []
+
+
+async def test_unknown_record_file_is_unrecognized_attachment_id(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    response = await attach(client, connector, task_id=task_id, record_file=MISSING_GUID)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_attachment_id"
+    assert MISSING_GUID in response.json()["error"]
+    assert await recording_comments(client, task_id) == []
+
+
+async def test_record_file_of_another_extension_is_unrecognized(client):
+    ours = await make_connector(client)
+    theirs = await make_connector(client, account_id="theirs", name="Other")
+    task_id = await register(client, ours)
+    foreign = await upload(client, theirs, "rec.wav", b"RIFF")
+    response = await attach(client, ours, task_id=task_id, record_file=foreign)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_attachment_id"
+
+
+@pytest.mark.parametrize(
+    "finder",
+    [
+        {"task_id": 987654},
+        {"external_id": "never-registered"},
+        {"from_number": "+70000000000", "to_number": TO},
+    ],
+)
+async def test_unknown_call_is_unrecognized_call_id(client, finder):
+    connector = await make_connector(client)
+    task_id = await register(client, connector, external_id="ext-1")
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(
+        client, connector, account_id=connector.account_id, record_file=guid, **finder
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_call_id"
+    assert await recording_comments(client, task_id) == []
+
+
+async def test_task_without_a_call_is_unrecognized_call_id(client):
+    connector = await make_connector(client)
+    made = await client.post(
+        "/v1/task", headers=connector.headers, json={"account_id": connector.account_id}
+    )
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(client, connector, task_id=made.json()["task_ids"][0], record_file=guid)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_call_id"
+
+
+async def test_call_of_another_extension_is_unrecognized_call_id(client):
+    ours = await make_connector(client)
+    theirs = await make_connector(client, account_id="theirs", name="Other")
+    their_task = await register(client, theirs, external_id="ext-1")
+    guid = await upload(client, ours, "rec.wav", b"RIFF")
+    for finder in ({"task_id": their_task}, {"external_id": "ext-1"}, {"from": FROM, "to": TO}):
+        response = await attach(client, ours, record_file=guid, **finder)
+        assert response.status_code == 400
+        assert response.json()["error_code"] == "unrecognized_call_id"
+    assert await recording_comments(client, their_task) == []
+
+
+async def test_call_of_another_account_is_unrecognized_for_this_account(client):
+    connector = await make_connector(client)
+    await add_account(connector, "acc-2")
+    task_id = await register(client, connector, account_id="acc-2", external_id="ext-1")
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(
+        client, connector, account_id=connector.account_id, external_id="ext-1", record_file=guid
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_call_id"
+    right = await attach(
+        client, connector, account_id="acc-2", external_id="ext-1", record_file=guid
+    )
+    assert right.json() == {}
+    await assert_attached(client, task_id, guid)
+
+
+async def test_unknown_account_is_unrecognized_account_id(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(
+        client, connector, account_id="nobody", task_id=task_id, record_file=guid
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_account_id"
+
+
+@pytest.mark.parametrize("with_account_id", [True, False])
+async def test_disabled_account_is_webhook_is_disabled(client, with_account_id):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    await set_enabled(connector, False)
+    body = {"task_id": task_id, "record_file": guid}
+    if with_account_id:
+        body["account_id"] = connector.account_id
+    response = await attach(client, connector, **body)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "webhook_is_disabled"
+    assert (await calls_of(client))[0]["record_file_id"] is None
+
+
+async def test_the_documents_example_mappings(client):
+    """The example's StartTime/EndTime are not codes of this form; Rating comes as a number."""
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(
+        client,
+        connector,
+        account_id=connector.account_id,
+        task_id=task_id,
+        record_file=guid,
+        mappings=[
+            {"code": "StartTime", "value": "2021-12-23T00:11:32Z"},
+            {"code": "EndTime", "value": "2021-12-23T00:24:02Z"},
+            {"code": "Rating", "value": 5},
+            {"code": "CallStartTime", "value": "2021-12-23T03:11:32+03:00"},
+        ],
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["error_code"] == "invalid_field_mapping_code"
+    assert "StartTime" in body["error"] and "EndTime" in body["error"]
+    assert body["warnings"] == [
+        {"error_code": "invalid_field_mapping_code", "error": body["error"]}
+    ]
+    assert await values_of(client, task_id) == {
+        "Rating": "5",
+        "CallStartTime": "2021-12-23T00:11:32Z",
+    }
+    await assert_attached(client, task_id, guid)
+
+
+async def test_bad_mapping_value_is_a_warning(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    response = await attach(
+        client,
+        connector,
+        task_id=task_id,
+        record_file=guid,
+        mappings=[{"code": "Rating", "value": 7}, {"code": "CallDuration", "value": "42"}],
+    )
+    assert response.status_code == 200
+    assert response.json()["error_code"] == "invalid_field_mapping_code"
+    assert "Rating" in response.json()["error"]
+    assert await values_of(client, task_id) == {"CallDuration": "42"}
+    await assert_attached(client, task_id, guid)
+
+
+async def test_a_second_recording_replaces_the_calls_record(client):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    first = await upload(client, connector, "one.wav", b"RIFF1")
+    second = await upload(client, connector, "two.mp3", b"ID3")
+    for guid in (first, second):
+        response = await attach(client, connector, task_id=task_id, record_file=guid)
+        assert response.json() == {}
+    assert (await calls_of(client))[0]["record_file_id"] == await file_id_of(client, second)
+    comments = await recording_comments(client, task_id)
+    assert [await attachments_of(client, c["id"]) for c in comments] == [[first], [second]]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"task_id": "abc"},
+        {"task_id": 1.5},
+        {"task_id": 2**63},
+        {"record_file": 5},
+        {"record_file": ["guid"]},
+        {"external_id": {"id": 1}},
+        {"mappings": [{"code": "Rating", "value": "v" * 301}]},
+        {"external_id": "e" * 301},
+        {"from_number": "7" * 101, "to_number": TO},
+    ],
+)
+async def test_wrong_types_and_lengths_are_validation_error(client, extra):
+    connector = await make_connector(client)
+    task_id = await register(client, connector)
+    guid = await upload(client, connector, "rec.wav", b"RIFF")
+    body = {"task_id": task_id, "record_file": guid, **extra}
+    response = await attach(client, connector, **body)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "validation_error"
+    assert (await calls_of(client))[0]["record_file_id"] is None
+
+
+async def test_malformed_json_and_empty_body(client):
+    connector = await make_connector(client)
+    headers = {**connector.headers, "Content-Type": "application/json"}
+    malformed = await client.post("/v1/attachcallrecord", headers=headers, content=b"{,}")
+    assert malformed.status_code == 400
+    assert malformed.json()["error_code"] == "invalid_request"
+    empty = await client.post("/v1/attachcallrecord", headers=headers, content=b" ")
+    assert empty.status_code == 400
+    assert empty.json()["error_code"] == "empty_body"
