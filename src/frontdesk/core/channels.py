@@ -17,8 +17,9 @@ from sqlalchemy import bindparam as p
 from frontdesk.core import tasks as task_store
 from frontdesk.core.clock import utcnow
 from frontdesk.core.extensions import Account
+from frontdesk.core.users import Person
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import channels, tasks
+from frontdesk.storage.tables import channels, tasks, users
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,21 @@ class Routed:
     task_id: int
     channel_id: int
     is_new_task: bool
+    responsible: Person | None = None
 
 
 LATEST_CHANNEL = Query(
-    sa.select(channels.c.id, channels.c.task_id, tasks.c.closed_at)
+    sa.select(
+        channels.c.id,
+        channels.c.task_id,
+        tasks.c.closed_at,
+        tasks.c.responsible_id,
+        users.c.first_name,
+        users.c.last_name,
+        users.c.work_phone,
+    )
     .join(tasks, tasks.c.id == channels.c.task_id)
+    .outerjoin(users, users.c.id == tasks.c.responsible_id)
     .where(
         channels.c.account_ref == p("account_ref"),
         channels.c.kind == p("kind"),
@@ -78,6 +89,26 @@ async def open_channel(
     return int(row["id"])
 
 
+async def _existing(tx: Tx, account: Account, kind: str, key: str) -> Routed | None:
+    """The channel's task if the account's routing reuses it (reopening it if need be)."""
+    latest = await tx.one(LATEST_CHANNEL, account_ref=account.id, kind=kind, key=key)
+    if latest is None:
+        return None
+    if latest["closed_at"] is not None:
+        if account.routing != "reopen_closed":
+            return None
+        await task_store.reopen(tx, latest["task_id"])
+    responsible = None
+    if latest["responsible_id"] is not None:
+        responsible = Person(
+            latest["responsible_id"],
+            latest["first_name"],
+            latest["last_name"],
+            latest["work_phone"],
+        )
+    return Routed(latest["task_id"], latest["id"], False, responsible)
+
+
 async def route(
     tx: Tx,
     account: Account,
@@ -89,14 +120,17 @@ async def route(
     sender_name: str | None = None,
 ) -> Routed:
     """Find or create the task for a conversation, per the account's routing."""
-    await tx.lock("channel", account.id, kind, key)  # two first messages make one task
-    if account.routing != "always_new":
-        latest = await tx.one(LATEST_CHANNEL, account_ref=account.id, kind=kind, key=key)
-        if latest is not None and latest["closed_at"] is None:
-            return Routed(latest["task_id"], latest["id"], False)
-        if latest is not None and account.routing == "reopen_closed":
-            await task_store.reopen(tx, latest["task_id"])
-            return Routed(latest["task_id"], latest["id"], False)
+    reuse = account.routing != "always_new"
+    if reuse:
+        found = await _existing(tx, account, kind, key)
+        if found is not None:
+            return found
+        # Two first messages of one conversation must make one task: serialise creators,
+        # and look again if another writer may have created it while we waited.
+        if await tx.lock("channel", account.id, kind, key):
+            found = await _existing(tx, account, kind, key)
+            if found is not None:
+                return found
     task_id = await task_store.create_task(
         tx, form_id=account.form_id, account_ref=account.id, subject=subject
     )

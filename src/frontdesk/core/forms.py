@@ -110,6 +110,19 @@ async def add_form(tx: Tx, name: str, specs: Sequence[FieldSpec]) -> int:
 
 
 async def load_form(tx: Tx, form_id: int) -> Form:
+    """The form with its fields, memoised per database: a form never changes once created.
+
+    (When forms become editable, key the memo by a version column bumped on every change.)
+    """
+    key = ("form", form_id)
+    form: Form | None = tx.memo.get(key)
+    if form is None:
+        form = await _read_form(tx, form_id)
+        tx.memo[key] = form
+    return form
+
+
+async def _read_form(tx: Tx, form_id: int) -> Form:
     row = await tx.one(FORM_BY_ID, id=form_id)
     if row is None:
         raise NotFound(f"No form {form_id}")

@@ -152,5 +152,4 @@ async def receive_message(tx: Tx, extension_id: int, message: ChatMessage) -> Ou
             file_ids=file_ids,
         ),
     )
-    responsible = await task_store.responsible_of(tx, routed.task_id)
-    return Outcome(routed.task_id, routed.is_new_task, responsible, mapped.problems)
+    return Outcome(routed.task_id, routed.is_new_task, routed.responsible, mapped.problems)

@@ -56,13 +56,16 @@ CLOSE = Query(
 SET_RESPONSIBLE = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(responsible_id=p("user_id"))
 )
-UPDATE_VALUE = Query(
-    sa.update(task_values)
-    .where(task_values.c.task_id == p("task_id"), task_values.c.field_id == p("field_id"))
-    .values(value=p("value"))
-)
-INSERT_VALUE = Query(
-    sa.insert(task_values).values(task_id=p("task_id"), field_id=p("field_id"), value=p("value"))
+# The same ON CONFLICT spelling works on SQLite (>= 3.24) and PostgreSQL.
+UPSERT_VALUE = Query(
+    sa.text(
+        "INSERT INTO task_values (task_id, field_id, value) VALUES (:task_id, :field_id, :value) "
+        "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value"
+    ).bindparams(
+        sa.bindparam("task_id", type_=sa.BigInteger),
+        sa.bindparam("field_id", type_=sa.BigInteger),
+        sa.bindparam("value", type_=sa.Text),
+    )
 )
 VALUES_OF_TASK = Query(
     sa.select(task_values.c.field_id, task_values.c.value).where(
@@ -121,9 +124,8 @@ async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:
 
 
 async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
-    for field_id, value in values.items():
-        if not await tx.run(UPDATE_VALUE, task_id=task_id, field_id=field_id, value=value):
-            await tx.run(INSERT_VALUE, task_id=task_id, field_id=field_id, value=value)
+    rows = [{"task_id": task_id, "field_id": f, "value": v} for f, v in values.items()]
+    await tx.run_many(UPSERT_VALUE, rows)
 
 
 async def values_of(tx: Tx, task_id: int) -> dict[int, str]:

@@ -47,8 +47,9 @@ class PostgresTx:
             compiled = query.compiled("postgresql")
             await self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
 
-    async def lock(self, *key: object) -> None:
+    async def lock(self, *key: object) -> bool:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
+        return True
 
 
 class PostgresDatabase:

@@ -159,8 +159,12 @@ class Tx(Protocol):
         """Execute once per row of parameters, in one round trip where the driver can."""
         ...
 
-    async def lock(self, *key: object) -> None:
-        """Serialise concurrent writers that touch the same key until this transaction ends."""
+    async def lock(self, *key: object) -> bool:
+        """Serialise concurrent writers that touch the same key until this transaction ends.
+
+        True when other writers may have committed between this transaction's start and the
+        lock being granted (so what was read before should be read again).
+        """
         ...
 
 

@@ -76,8 +76,9 @@ class SqliteTx:
             compiled = query.compiled("sqlite")
             self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
 
-    async def lock(self, *key: object) -> None:
+    async def lock(self, *key: object) -> bool:
         """Nothing to do: the single writer already serialises every write."""
+        return False
 
 
 class SqliteDatabase:
