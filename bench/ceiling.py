@@ -63,7 +63,9 @@ POSTGRES_SCHEMA = (
     f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_channel ON {TABLE} (account_id, channel_id)",
 )
 SQLITE_INSERT = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-POSTGRES_INSERT = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
+POSTGRES_INSERT = (
+    f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"
+)
 MAX_BATCH = 512
 
 Params = tuple[Any, ...]

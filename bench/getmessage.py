@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import CpuMeter, CpuUse
 from bench.engines import Engine, token_and_channels
 from bench.load import EXISTING_PREFIX, LoadResult, LoadSpec, run_load
 from bench.servers import ceiling_command, free_port, frontdesk_command, running
 
 SCENARIOS = {"getmessage_existing": "existing", "getmessage_new": "new"}
 TARGETS = ("app", "ceiling")
+#: above this share of the machine used by others, a run's figures are flagged as disturbed
+OTHER_CPU_WARNING = 0.10
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,12 @@ class Run:
     target: str  # "app" (Frontdesk) or "ceiling"
     repeat: int
     result: LoadResult
-    server_cpu_us: float  # server CPU time per request, all its processes
+    cpu: CpuUse
+
+    @property
+    def server_cpu_us(self) -> float:
+        """Server CPU time per request, all its processes: the portable cost figure."""
+        return self.cpu.per_request_us(self.cpu.server, self.result.requests)
 
     def check(self) -> list[str]:
         """What makes this run's figures suspect, loudest first."""
@@ -57,6 +65,11 @@ class Run:
             # wrk counts answers to requests still in flight at the end; allow that slack
             if abs(r.new_tasks - expected_new) > 128:
                 issues.append(f"is_new_task was true in {r.new_tasks} of {r.requests} answers")
+        if self.cpu.other_share > OTHER_CPU_WARNING:
+            issues.append(
+                f"host busy: processes outside the benchmark used {self.cpu.other_share:.0%} "
+                "of the CPU during this run"
+            )
         return issues
 
 
@@ -67,13 +80,14 @@ def _measure(
     log: Path,
     spec: Callable[[str, str, float], LoadSpec],
     opts: Options,
-) -> tuple[LoadResult, float]:
+) -> tuple[LoadResult, CpuUse]:
     with running(name, command, env, log) as server:
         run_load(spec(server.url, "warm", opts.warmup), opts.generator)
-        cpu_before = server.cpu_seconds()
+        meter = CpuMeter(server)
+        meter.start()
         result = run_load(spec(server.url, "run", opts.seconds), opts.generator)
-        cpu = server.cpu_seconds() - cpu_before
-    return result, cpu / result.requests * 1e6 if result.requests else 0.0
+        cpu = meter.stop()
+    return result, cpu
 
 
 def _spec_factory(
@@ -96,37 +110,37 @@ def _spec_factory(
 
 
 def run_engine(
-    engine: Engine, scenarios: list[str], opts: Options, workdir: Path, report: Callable[[Run], None]
+    engine: Engine,
+    scenarios: list[str],
+    opts: Options,
+    workdir: Path,
+    report: Callable[[Run], None],
 ) -> list[Run]:
     log = workdir / f"server-{engine.name}.log"
-    with running(
-        "frontdesk (setup)", frontdesk_command(free_port(), engine.workers), engine.app_env(), log
-    ) as server:
-        token = token_and_channels(server.url, opts.channels)
+    command = frontdesk_command(free_port(), engine.workers)
+    with running("frontdesk (setup)", command, engine.app_env(), log) as server:
+        tokens = {"app": token_and_channels(server.url, opts.channels)}
     print(f"  {engine.name}: token issued; {opts.channels} channels pre-created")
-    ceiling_token = secrets.token_urlsafe(32)  # as long as Frontdesk's tokens
+    tokens["ceiling"] = secrets.token_urlsafe(32)  # as long as Frontdesk's tokens
     tag = secrets.token_hex(3)  # new channel ids stay unique across invocations too
     runs = []
     for repeat in range(1, opts.repeats + 1):
         for scenario in scenarios:
-            mode = SCENARIOS[scenario]
             for target in TARGETS:
-                is_app = target == "app"
                 spec = _spec_factory(
-                    token if is_app else ceiling_token,
-                    mode,
+                    tokens[target],
+                    SCENARIOS[scenario],
                     f"bench-new-{tag}-{repeat}-{target}-",
                     opts,
                 )
                 port = free_port()
-                if is_app:
-                    command = frontdesk_command(port, engine.workers)
-                    env = engine.app_env()
+                if target == "app":
+                    command, env = frontdesk_command(port, engine.workers), engine.app_env()
                 else:
                     command = ceiling_command(port, engine.workers)
-                    env = engine.ceiling_env(ceiling_token)
-                result, cpu_us = _measure(f"{target} on {engine.name}", command, env, log, spec, opts)
-                run = Run(scenario, engine.name, target, repeat, result, cpu_us)
-                runs.append(run)
-                report(run)
+                    env = engine.ceiling_env(tokens["ceiling"])
+                name = f"{target} on {engine.name}"
+                result, cpu = _measure(name, command, env, log, spec, opts)
+                runs.append(Run(scenario, engine.name, target, repeat, result, cpu))
+                report(runs[-1])
     return runs

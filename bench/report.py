@@ -73,12 +73,16 @@ class Row:
     def table_row(self) -> str:
         cpu = statistics.median(run.server_cpu_us for run in self.app)
         ceiling_cpu = statistics.median(run.server_cpu_us for run in self.ceiling)
-        spread = f"{min(r.result.rps for r in self.app):.0f}–{max(r.result.rps for r in self.app):.0f}"
+        others = statistics.median(run.cpu.other_share for run in self.app + self.ceiling)
+        spread = (
+            f"{min(r.result.rps for r in self.app):.0f}–{max(r.result.rps for r in self.app):.0f}"
+        )
         return (
             f"| {self.scenario} | {self.engine} | {self.rps:,.0f} ({spread}) "
             f"| {self._median(self.app, 'p50_ms'):.2f} | {self._median(self.app, 'p99_ms'):.2f} "
             f"| {self.ceiling_rps:,.0f} | {self._median(self.ceiling, 'p99_ms'):.2f} "
-            f"| **{self.ratio:.3f}** | {cpu:,.0f} / {ceiling_cpu:,.0f} | {self.verdict()} |"
+            f"| **{self.ratio:.3f}** | {cpu:,.0f} / {ceiling_cpu:,.0f} | {others:.0%} "
+            f"| {self.verdict()} |"
         )
 
 
@@ -147,11 +151,14 @@ def upload_rows(runs: list[UploadRun]) -> list[UploadRow]:
 
 
 def run_line(run: Run) -> str:
-    r = run.result
+    r, cpu = run.result, run.cpu
+    db = f"+{cpu.per_request_us(cpu.database, r.requests):.0f}db" if cpu.database else ""
+    gen = f"+{cpu.per_request_us(cpu.generator, r.requests):.0f}gen"
     return (
         f"  [{run.engine} #{run.repeat}] {run.scenario:<19} {run.target:<7} "
-        f"rps={r.rps:>8,.0f} p50={r.p50_ms:6.2f}ms p99={r.p99_ms:6.2f}ms max={r.max_ms:7.1f}ms "
-        f"cpu={run.server_cpu_us:5.0f}us/req errors={r.socket_errors} non2xx={r.non2xx} "
+        f"rps={r.rps:>7.0f} p50={r.p50_ms:6.2f}ms p99={r.p99_ms:6.2f}ms max={r.max_ms:6.0f}ms "
+        f"cpu_us/req={run.server_cpu_us:.0f}{db}{gen} "
+        f"others={cpu.other_share:.0%} errors={r.socket_errors} non2xx={r.non2xx} "
         f"new_tasks={r.new_tasks}/{r.requests}"
     )
 
@@ -161,6 +168,24 @@ def _command_line(command: list[str]) -> str:
         return ""
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode in (0, 1) else ""
+
+
+def revision() -> str:
+    """The commit measured, and whether src/ had uncommitted changes (read-only git)."""
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head or 'unknown commit'}" + (" + uncommitted changes in src/" if dirty else "")
 
 
 def machine() -> dict[str, str]:
@@ -178,7 +203,7 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
-        "wrk": _command_line(["wrk", "-v"]),
+        "wrk": _command_line(["wrk", "-v"]).split(" [")[0],  # drop "[epoll] Copyright ..."
         "postgresql": _command_line(["psql", "--version"]),
     }
 
@@ -196,7 +221,7 @@ def write_markdown(
         "",
         "| setting | value |",
         "|---|---|",
-        f"| machine | nproc = {info['nproc']}, CPU \"{info['cpu']}\", kernel {info['kernel']} |",
+        f'| machine | nproc = {info["nproc"]}, CPU "{info["cpu"]}", kernel {info["kernel"]} |',
         f"| software | Python {info['python']}, SQLite {info['sqlite']}, {info['postgresql']} |",
         *(f"| {key} | {value} |" for key, value in settings.items()),
         "",
@@ -206,9 +231,12 @@ def write_markdown(
             "## getmessage (targets: ratio ≥ 0.40, p99 ≤ 50 ms)",
             "",
             "| scenario | engine | req/s (min–max) | p50 ms | p99 ms | ceiling req/s "
-            "| ceiling p99 ms | ratio | server CPU µs/req (app / ceiling) | target |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| ceiling p99 ms | ratio | server CPU µs/req (app / ceiling) | others¹ | target |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             *(row.table_row() for row in rows),
+            "",
+            "¹ median share of the machine's CPU used by processes outside the benchmark during "
+            "the runs (another user's tests, say); above 10% the figures are disturbed.",
             "",
         ]
     if uploads:

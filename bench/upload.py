@@ -98,7 +98,7 @@ class RssSampler:
                 self.peak[proc.pid] = max(self.peak[proc.pid], self._hwm(proc.pid))
 
     def growth_mb(self) -> float:
-        return max(self.peak[pid] - self.baseline[pid] for pid in self.baseline) / MB
+        return float(max(self.peak[pid] - self.baseline[pid] for pid in self.baseline)) / MB
 
 
 def _sync() -> None:

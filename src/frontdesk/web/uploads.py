@@ -66,7 +66,7 @@ class _FileCatcher:
         self.writing = False
         self.done = False
 
-    def on_event(self, event: object) -> None:
+    async def on_event(self, event: object) -> None:
         if isinstance(event, multipart.MultipartSegment):
             if not self.done and self.writer is None and event.filename is not None:
                 self.name = clean_filename(event.filename)
@@ -78,11 +78,11 @@ class _FileCatcher:
                 self.writing, self.done = False, True
         elif self.writing:
             assert self.writer is not None
-            self.writer.write(event)  # type: ignore[arg-type]
+            await self.writer.write(event)  # type: ignore[arg-type]
 
-    def discard(self) -> None:
+    async def discard(self) -> None:
         if self.writer is not None and not self.done:
-            self.writer.discard()
+            await self.writer.discard()
 
 
 async def receive_file(
@@ -96,24 +96,24 @@ async def receive_file(
     try:
         async for chunk in stream:
             for event in parser.parse(chunk):
-                catcher.on_event(event)
+                await catcher.on_event(event)
         for event in parser.parse(b""):
-            catcher.on_event(event)
+            await catcher.on_event(event)
     except multipart.MultipartError as exc:
-        catcher.discard()
+        await catcher.discard()
         if catcher.done:  # a broken tail after a complete file: keep the file
-            return _finish(catcher)
+            return await _finish(catcher)
         raise FrontdeskError("bad_multipart_content", f"Malformed multipart body: {exc}") from None
     except BaseException:
-        catcher.discard()
+        await catcher.discard()
         raise
-    return _finish(catcher)
+    return await _finish(catcher)
 
 
-def _finish(catcher: _FileCatcher) -> Upload:
+async def _finish(catcher: _FileCatcher) -> Upload:
     if catcher.writer is None or not catcher.done:
         raise FrontdeskError("no_file_in_request", "The request contains no file")
     if catcher.writer.size == 0:
-        catcher.writer.discard()
+        await catcher.writer.discard()
         raise FrontdeskError("empty_file", "The uploaded file is empty")
-    return Upload(catcher.name, catcher.content_type, catcher.writer.finish())
+    return Upload(catcher.name, catcher.content_type, await catcher.writer.finish())
