@@ -7,23 +7,27 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from urllib.parse import unquote
 
-from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar import Litestar, asgi
+from litestar.handlers import ASGIRouteHandler
+from litestar.types import Receive, Scope, Send
 
 from frontdesk import __version__
 from frontdesk.core.maintenance import sweep
-from frontdesk.protocols.pyrus_ext_v1 import routes as pyrus_ext_v1
 from frontdesk.protocols.pyrus_ext_v1.errors import EXCEPTION_HANDLERS
+from frontdesk.protocols.pyrus_ext_v1.routes import ENDPOINTS as PYRUS_EXT_V1
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import open_database
-from frontdesk.web import ops
+from frontdesk.web import openapi, ops
 from frontdesk.web.context import AppContext
+from frontdesk.web.endpoints import Endpoint, asgi_app
 from frontdesk.web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1,)
 
 
 async def _maintain(ctx: AppContext) -> None:
@@ -64,26 +68,41 @@ def create_app(settings: Settings) -> Litestar:
 
     app = Litestar(
         route_handlers=[
-            pyrus_ext_v1.router,
+            *(_mounted(endpoint) for endpoint in ENDPOINTS),
             ops.healthz,
             ops.readyz,
+            ops.openapi_json,
+            ops.docs,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(
-            title="Frontdesk",
-            version=__version__,
-            description="Pyrus- and Planfix-compatible helpdesk API",
-            path="/",
-            render_plugins=[
-                JsonRenderPlugin(path="/openapi.json"),
-                SwaggerRenderPlugin(path="/docs"),
-            ],
-        ),
-        request_max_body_size=4 * 1024 * 1024,
+        openapi_config=None,  # the protocols' document is built from their endpoints
         debug=False,
     )
+    app.state.openapi = openapi.document(ENDPOINTS, "Frontdesk", __version__)
+    app.state.docs_page = openapi.docs_page("Frontdesk")
     return app
+
+
+def _mounted(endpoint: Endpoint) -> ASGIRouteHandler:
+    """A Litestar route that hands the request, untouched, to the endpoint's ASGI app.
+
+    A path with a parameter ("/v1/files/download/{file_id}") is mounted at its fixed prefix
+    and the rest of the path becomes the parameter.
+    """
+    serve = asgi_app(endpoint)
+    prefix, brace, param = endpoint.path.partition("{")
+    name = param.split(":")[0].rstrip("}")
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        if brace:
+            raw = scope.get("raw_path") or scope["path"].encode()
+            rest = raw.decode("latin-1").split("?")[0][len(prefix) :]
+            scope["path_params"] = {name: unquote(rest)}
+        await serve(scope, receive, send)  # type: ignore[arg-type]
+
+    mount_path = prefix.rstrip("/") if brace else endpoint.path
+    return asgi(mount_path, name=endpoint.path, copy_scope=False, is_mount=bool(brace))(route)
 
 
 def app_from_env() -> Litestar:

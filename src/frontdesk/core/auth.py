@@ -2,6 +2,11 @@
 
 A token is random and stored only as its SHA-256. It records the credential generation it was
 issued under (the extension's secret generation); a newer generation revokes it.
+
+A token's row never changes once written, so each process remembers the rows it has looked
+up (in the database's memo) and a known token costs no query. Whether the token was revoked
+since is read fresh on every call, from the extension's current generation, inside the unit of
+work that does the call's work (`ensure_current`, `extensions.active_account`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import new_secret, same, token_hash
 from frontdesk.errors import Unauthorized
+from frontdesk.storage.database import Database
 from frontdesk.storage.sql import Query, Tx
 from frontdesk.storage.tables import access_tokens, extensions
 
@@ -27,9 +33,11 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class ExtensionPrincipal:
-    """The extension a request was authenticated as."""
+    """The extension a request was authenticated as, and the token's own facts."""
 
     extension_id: int
+    generation: int
+    expires_at: datetime
 
 
 EXTENSION_BY_CLIENT_ID = Query(
@@ -49,14 +57,16 @@ INSERT_TOKEN = Query(
 )
 EXTENSION_TOKEN = Query(
     sa.select(
-        access_tokens.c.extension_id,
-        access_tokens.c.generation,
-        access_tokens.c.expires_at,
-        extensions.c.secret_generation,
+        access_tokens.c.extension_id, access_tokens.c.generation, access_tokens.c.expires_at
+    ).where(
+        access_tokens.c.token_hash == p("token_hash"), access_tokens.c.extension_id.is_not(None)
     )
-    .join(extensions, extensions.c.id == access_tokens.c.extension_id)
-    .where(access_tokens.c.token_hash == p("token_hash"))
 )
+EXTENSION_GENERATION = Query(
+    sa.select(extensions.c.secret_generation).where(extensions.c.id == p("id"))
+)
+#: remembered token rows per process; past this many the memo starts afresh
+TOKEN_MEMO_LIMIT = 50_000
 DELETE_EXPIRED = Query(sa.delete(access_tokens).where(access_tokens.c.expires_at < p("cutoff")))
 
 
@@ -89,19 +99,40 @@ async def issue_extension_token(tx: Tx, client_id: str, secret: str, ttl: timede
     return await _insert_token(tx, ttl, row["secret_generation"], extension_id=row["id"])
 
 
-def _check_lifetime(generation: int, current_generation: int, expires_at: datetime) -> None:
-    if generation < current_generation:
+def check_generation(principal: ExtensionPrincipal, current_generation: int) -> None:
+    """Refuse a token issued before the extension's secret was last rotated."""
+    if principal.generation < current_generation:
         raise Unauthorized("revoked_token", "The token was revoked; request a new one")
-    if expires_at <= utcnow():
-        raise Unauthorized("expired_token", "The token has expired; request a new one")
 
 
-async def check_extension_token(tx: Tx, token: str) -> ExtensionPrincipal:
-    row = await tx.one(EXTENSION_TOKEN, token_hash=token_hash(token))
+async def ensure_current(tx: Tx, principal: ExtensionPrincipal) -> None:
+    """The token was not revoked (for calls that look up no account)."""
+    row = await tx.one(EXTENSION_GENERATION, id=principal.extension_id)
     if row is None:
         raise Unauthorized("invalid_token", "The access token is not valid")
-    _check_lifetime(row["generation"], row["secret_generation"], row["expires_at"])
-    return ExtensionPrincipal(row["extension_id"])
+    check_generation(principal, row["secret_generation"])
+
+
+async def _token_row(tx: Tx, digest: str) -> ExtensionPrincipal | None:
+    row = await tx.one(EXTENSION_TOKEN, token_hash=digest)
+    return None if row is None else ExtensionPrincipal(**row)
+
+
+async def authenticate_extension(db: Database, token: str) -> ExtensionPrincipal:
+    """The extension a bearer token belongs to, if the token exists and is in date."""
+    digest = token_hash(token)
+    known: dict[str, ExtensionPrincipal] = db.memo.setdefault("extension_tokens", {})
+    principal = known.get(digest)
+    if principal is None:
+        principal = await db.read(_token_row, digest)
+        if principal is None:
+            raise Unauthorized("invalid_token", "The access token is not valid")
+        if len(known) >= TOKEN_MEMO_LIMIT:
+            known.clear()
+        known[digest] = principal
+    if principal.expires_at <= utcnow():
+        raise Unauthorized("expired_token", "The token has expired; request a new one")
+    return principal
 
 
 async def delete_expired_tokens(tx: Tx, older_than: timedelta) -> int:

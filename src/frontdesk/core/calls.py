@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import tasks as task_store
+from frontdesk.core.auth import ExtensionPrincipal, ensure_current
 from frontdesk.core.channels import route
 from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import Formatted, NewComment, add_comment, add_note
@@ -150,9 +151,9 @@ async def _new_call(tx: Tx, account: Account, call: IncomingCall) -> tuple[int, 
     return routed.task_id, routed.is_new_task
 
 
-async def register_call(tx: Tx, extension_id: int, call: IncomingCall) -> Outcome:
+async def register_call(tx: Tx, principal: ExtensionPrincipal, call: IncomingCall) -> Outcome:
     """POST /call and /v4/integrations/call."""
-    account, form = await account_and_form(tx, extension_id, call.account_id)
+    account, form = await account_and_form(tx, principal, call.account_id)
     mapped = map_values(form, call.mappings)
     existing = None
     if call.external_id:
@@ -217,7 +218,9 @@ async def _record_file(tx: Tx, extension_id: int, guid: str) -> int:
     return stored.id
 
 
-async def attach_call_record(tx: Tx, extension_id: int, record: CallRecord) -> list[Problem]:
+async def attach_call_record(
+    tx: Tx, principal: ExtensionPrincipal, record: CallRecord
+) -> list[Problem]:
     """POST /attachcallrecord: the recording becomes a call comment in the call's task.
 
     `account_id` is optional (Pyrus' own v4 clients do not send it): the call knows its account.
@@ -226,7 +229,10 @@ async def attach_call_record(tx: Tx, extension_id: int, record: CallRecord) -> l
         raise required("record_file")
     account = None
     if record.account_id is not None:
-        account = await active_account(tx, extension_id, record.account_id)
+        account = await active_account(tx, principal, record.account_id)
+    else:
+        await ensure_current(tx, principal)
+    extension_id = principal.extension_id
     call = await _find_call(tx, extension_id, account, record)
     if account is None:
         account = ensure_enabled(await account_by_ref(tx, int(str(call["account_ref"]))))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
+from frontdesk.core.auth import ExtensionPrincipal, check_generation, ensure_current
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import new_secret
 from frontdesk.errors import FrontdeskError, NotFound
@@ -77,7 +78,9 @@ _ACCOUNT_COLUMNS = (
     extension_accounts.c.routing,
 )
 ACCOUNT = Query(
-    sa.select(*_ACCOUNT_COLUMNS).where(
+    sa.select(*_ACCOUNT_COLUMNS, extensions.c.secret_generation)
+    .join(extensions, extensions.c.id == extension_accounts.c.extension_id)
+    .where(
         extension_accounts.c.extension_id == p("extension_id"),
         extension_accounts.c.account_id == p("account_id"),
     )
@@ -161,18 +164,27 @@ async def add_account(
 
 async def find_account(tx: Tx, extension_id: int, account_id: str) -> Account | None:
     row = await tx.one(ACCOUNT, extension_id=extension_id, account_id=account_id)
-    return None if row is None else Account(**row)
+    if row is None:
+        return None
+    del row["secret_generation"]
+    return Account(**row)
 
 
-async def active_account(tx: Tx, extension_id: int, account_id: str) -> Account:
-    """The account messages and calls go to, or the error Pyrus answers when there is none."""
-    account = await find_account(tx, extension_id, account_id)
-    if account is None:
+async def active_account(tx: Tx, principal: ExtensionPrincipal, account_id: str) -> Account:
+    """The account messages and calls go to, or the error Pyrus answers when there is none.
+
+    Also where a revoked token is caught: the extension's current secret generation comes
+    with the account, in the same query.
+    """
+    row = await tx.one(ACCOUNT, extension_id=principal.extension_id, account_id=account_id)
+    if row is None:
+        await ensure_current(tx, principal)
         raise FrontdeskError(
             "unrecognized_account_id",
             f"Account {account_id!r} is not registered for this extension; message not processed",
         )
-    return ensure_enabled(account)
+    check_generation(principal, row.pop("secret_generation"))
+    return ensure_enabled(Account(**row))
 
 
 async def account_by_ref(tx: Tx, account_ref: int) -> Account:

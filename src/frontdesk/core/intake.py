@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from frontdesk.core import files
+from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.extensions import Account, active_account
 from frontdesk.core.forms import Form, load_form
 from frontdesk.core.users import Person
@@ -36,8 +37,10 @@ def check_text_length(*texts: str | None, name: str = "message_text") -> None:
             )
 
 
-async def account_and_form(tx: Tx, extension_id: int, account_id: str) -> tuple[Account, Form]:
-    account = await active_account(tx, extension_id, account_id)
+async def account_and_form(
+    tx: Tx, principal: ExtensionPrincipal, account_id: str
+) -> tuple[Account, Form]:
+    account = await active_account(tx, principal, account_id)
     return account, await load_form(tx, account.form_id)
 
 

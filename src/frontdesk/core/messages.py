@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from frontdesk.core import tasks as task_store
+from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.channels import route
 from frontdesk.core.comments import INBOUND, OUTBOUND, NewComment, add_comment, formatted
 from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, map_values
@@ -52,10 +53,10 @@ class ChatMessage:
     attachments: Sequence[str] = ()
 
 
-async def create_task(tx: Tx, extension_id: int, new: NewTask) -> Outcome:
+async def create_task(tx: Tx, principal: ExtensionPrincipal, new: NewTask) -> Outcome:
     """POST /task: always a new task in the account's form."""
     check_text_length(new.text, new.html, name="text")
-    account, form = await account_and_form(tx, extension_id, new.account_id)
+    account, form = await account_and_form(tx, principal, new.account_id)
     mapped = map_values(form, new.mappings)
     body = formatted(new.text, new.html)
     task_id = await task_store.create_task(
@@ -67,12 +68,12 @@ async def create_task(tx: Tx, extension_id: int, new: NewTask) -> Outcome:
     return Outcome(task_id, True, None, mapped.problems)
 
 
-async def comment(tx: Tx, extension_id: int, new: ExtensionComment) -> list[Problem]:
+async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) -> list[Problem]:
     """POST /comment: a comment (and field values) on a task of the account's form."""
     check_text_length(new.text, new.html, name="comment_text")
     if not (new.text or new.html or new.mappings or new.attachments):
         raise required("comment_text")
-    account, form = await account_and_form(tx, extension_id, new.account_id)
+    account, form = await account_and_form(tx, principal, new.account_id)
     task = await task_store.get_task(tx, new.task_id)
     if task is None or task.form_id != form.id:
         raise FrontdeskError(
@@ -83,7 +84,7 @@ async def comment(tx: Tx, extension_id: int, new: ExtensionComment) -> list[Prob
     mapped = map_values(form, new.mappings)
     body = formatted(new.text, new.html)
     file_ids = await resolve_attachments(
-        tx, extension_id, new.attachments, bool(body.text), mapped.problems
+        tx, principal.extension_id, new.attachments, bool(body.text), mapped.problems
     )
     await task_store.set_values(tx, task.id, mapped.values)
     if body.text or file_ids:
@@ -116,17 +117,17 @@ def _message_type(form: Form, wanted: str | None, problems: list[Problem]) -> st
     return match or known[0]
 
 
-async def receive_message(tx: Tx, extension_id: int, message: ChatMessage) -> Outcome:
+async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMessage) -> Outcome:
     """POST /getmessage: a customer's message, routed to its conversation's task."""
     check_text_length(message.text, message.html)
     if not (message.text or message.html or message.attachments):
         raise required("message_text")
-    account, form = await account_and_form(tx, extension_id, message.account_id)
+    account, form = await account_and_form(tx, principal, message.account_id)
     mapped = map_values(form, message.mappings)
     message_type = _message_type(form, message.message_type, mapped.problems)
     body = formatted(message.text, message.html)
     file_ids = await resolve_attachments(
-        tx, extension_id, message.attachments, bool(body.text), mapped.problems
+        tx, principal.extension_id, message.attachments, bool(body.text), mapped.problems
     )
     routed = await route(
         tx,

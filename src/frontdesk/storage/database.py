@@ -19,6 +19,8 @@ Work = Callable[Concatenate[Tx, P], Awaitable[T]]
 
 class Database(Protocol):
     dialect: str
+    #: process-local memo of rows that never change once written (see Tx.memo)
+    memo: dict[Any, Any]
 
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a unit of work that only reads (no transaction on PostgreSQL)."""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request
-
 from frontdesk.errors import Unauthorized
+from frontdesk.web.endpoints import Call
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str:
-    header = request.headers.get("authorization", "").strip()
+def bearer_token(call: Call) -> str:
+    header = call.header(b"authorization").strip()
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":  # lenient: a bare token is taken as is
         token = header if " " not in header else ""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from litestar.response import File
-
 from frontdesk.core.files import StoredFile
 from frontdesk.errors import NotFound
 from frontdesk.storage.blobs import BlobStore
+from frontdesk.web.endpoints import Reply
 
 
 def parse_file_id(raw: str) -> int:
@@ -25,14 +24,8 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def file_response(blobs: BlobStore, stored: StoredFile) -> File:
+def file_reply(blobs: BlobStore, stored: StoredFile) -> Reply:
     path = blobs.path(stored.guid)
     if not path.is_file():
         raise NotFound("File not found", "file_is_missing")
-    return File(
-        path=path,
-        filename=stored.name,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": content_disposition(stored.name)},
-        chunk_size=256 * 1024,
-    )
+    return Reply(file=path, headers={"Content-Disposition": content_disposition(stored.name)})

@@ -1,28 +1,19 @@
-"""Describing the JSON bodies we decode ourselves in Litestar's OpenAPI document.
+"""The OpenAPI document of the protocol endpoints, built from their declarations.
 
-Handlers read the raw body (so that every decoding failure gets the protocol's own error
-code), which hides its shape from Litestar; `documented(Body)` puts it back.
+Each endpoint names its JSON body's msgspec Struct; the schema comes from msgspec, with the
+fields the body requires marked (they are optional in the Struct so that a request missing
+several is told all their names at once).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 
-
-class RawSchema(Schema):
-    """A JSON Schema given as a dict (msgspec's), rendered as is."""
-
-    def __init__(self, raw: dict[str, Any]) -> None:
-        super().__init__()
-        object.__setattr__(self, "_raw", raw)
-
-    def to_schema(self) -> dict[str, Any]:
-        raw: dict[str, Any] = self.__dict__["_raw"]
-        return raw
+from frontdesk.web.endpoints import Endpoint
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
@@ -47,15 +38,71 @@ def body_schema(body_type: type[Any]) -> dict[str, Any]:
     return inlined
 
 
-def documented(body_type: type[Any], media_type: str = "application/json") -> type[Operation]:
-    """An Operation class for `operation_class=` that declares the request body."""
-    schema = RawSchema(body_schema(body_type))
+_ERROR = {
+    "type": "object",
+    "properties": {"error_code": {"type": "string"}, "error": {"type": "string"}},
+    "required": ["error_code", "error"],
+}
+_JSON = "application/json"
 
-    @dataclass
-    class WithBody(Operation):
-        def __post_init__(self) -> None:
-            self.request_body = RequestBody(
-                required=True, content={media_type: OpenAPIMediaType(schema=schema)}
-            )
 
-    return WithBody
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+    return [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+    ]
+
+
+def _operation(endpoint: Endpoint) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "tags": list(endpoint.tags),
+        "responses": {
+            "200": {"description": "Success"},
+            "default": {"description": "Error", "content": {_JSON: {"schema": _ERROR}}},
+        },
+    }
+    parameters = _path_parameters(endpoint.path)
+    if parameters:
+        operation["parameters"] = parameters
+    if endpoint.body_type is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {_JSON: {"schema": body_schema(endpoint.body_type)}},
+        }
+    return operation
+
+
+def document(endpoints: Iterable[Endpoint], title: str, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the protocol endpoints."""
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        if not endpoint.in_schema:
+            continue
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", endpoint.path)
+        for method in endpoint.methods:
+            if method == "GET" and endpoint.body_type is not None:
+                continue  # a GET alias of a JSON method (token by query) is not advertised
+            paths.setdefault(path, {})[method.lower()] = _operation(endpoint)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Pyrus- and Planfix-compatible helpdesk API",
+        },
+        "paths": paths,
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+def docs_page(title: str) -> str:
+    """Swagger UI for /openapi.json (its scripts come from a CDN)."""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title} API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+<noscript>The API document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+</body></html>"""

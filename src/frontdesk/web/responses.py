@@ -1,21 +1,12 @@
-"""JSON responses as Pyrus sends them: always a body, UTF-8, empty fields left out."""
+"""JSON answers as Pyrus sends them: always a body, UTF-8, empty fields left out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-from litestar import Request, Response
-
 from frontdesk.errors import FrontdeskError, RateLimited
+from frontdesk.web.endpoints import Reply
 from frontdesk.web.ratelimit import Quota
-
-JSON = "application/json; charset=utf-8"
-_encoder = msgspec.json.Encoder()
-
-#: where a handler leaves the caller's quota, so that errors carry the headers too
-QUOTA_KEY = "frontdesk_quota"
 
 
 def without_empty(payload: Any) -> Any:
@@ -27,30 +18,16 @@ def without_empty(payload: Any) -> Any:
     return payload
 
 
-def json_response(
-    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response[bytes]:
-    return Response(
-        content=_encoder.encode(without_empty(payload)),
-        status_code=status,
-        media_type=JSON,
-        headers=dict(headers or {}),
-    )
+def ok(payload: dict[str, Any]) -> Reply:
+    return Reply(without_empty(payload))
 
 
-def quota_headers(request: Request[Any, Any, Any]) -> dict[str, str]:
-    quota: Quota | None = request.scope.get("state", {}).get(QUOTA_KEY)
-    return quota.headers() if quota else {}
-
-
-def remember_quota(request: Request[Any, Any, Any], quota: Quota | None) -> None:
-    request.scope.setdefault("state", {})[QUOTA_KEY] = quota
-
-
-def error_headers(request: Request[Any, Any, Any], exc: FrontdeskError) -> dict[str, str]:
+def pyrus_error(exc: FrontdeskError) -> Reply:
+    """{"error_code", "error"} with the status of the code; 429 says when to come back."""
+    headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):
-        return {
+        headers = {
             "Retry-After": str(exc.retry_after),
             **Quota(exc.limit, 0, exc.retry_after).headers(),
         }
-    return quota_headers(request)
+    return Reply({"error_code": exc.code, "error": exc.message}, exc.status, headers)

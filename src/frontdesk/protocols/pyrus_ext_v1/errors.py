@@ -1,45 +1,53 @@
-"""How the Extensions API v1 answers an error: {"error_code", "error"} with its HTTP status."""
+"""How the Extensions API v1 answers an error: {"error_code", "error"} with its HTTP status.
+
+`render_error` serves the endpoints; the handlers below answer the same way for what the
+framework refuses before any endpoint runs (an unknown path, a wrong method).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
 from frontdesk.errors import FrontdeskError
-from frontdesk.web.responses import error_headers, json_response
+from frontdesk.web.endpoints import Reply
+from frontdesk.web.responses import pyrus_error
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "invalid_request", 413: "too_large_request_length"}
 
 
-def render_error(request: Request[Any, Any, Any], exc: FrontdeskError) -> Response[bytes]:
-    return json_response(
-        {"error_code": exc.code, "error": exc.message},
-        status=exc.status,
-        headers=error_headers(request, exc),
+def render_error(exc: FrontdeskError) -> Reply:
+    return pyrus_error(exc)
+
+
+def _as_response(reply: Reply) -> Response[bytes]:
+    return Response(
+        content=msgspec.json.encode(reply.payload),
+        status_code=reply.status,
+        media_type="application/json; charset=utf-8",
+        headers=reply.headers,
     )
 
 
-def render_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    """Errors the framework raises itself (unknown path, wrong method, body too large)."""
+def _http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-    return render_error(request, FrontdeskError(code, exc.detail, exc.status_code))
+    return _as_response(render_error(FrontdeskError(code, exc.detail, exc.status_code)))
 
 
-def render_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("Unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return render_error(
-        request, FrontdeskError("server_error", "Internal server error; please retry later")
-    )
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("Unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    failure = FrontdeskError("server_error", "Internal server error; please retry later")
+    return _as_response(render_error(failure))
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    FrontdeskError: render_error,
-    HTTPException: render_http_error,
-    Exception: render_unexpected,
+    HTTPException: _http_error,
+    Exception: _unexpected,
 }
