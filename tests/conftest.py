@@ -122,7 +122,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The real app, in this test's event loop, called through ASGI."""
     app = create_app(settings)
-    async with running(app):
+    async with running(app.litestar):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://frontdesk.test") as c:
             c.app = app  # type: ignore[attr-defined]

@@ -50,12 +50,9 @@ def _from_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _param_converter(dialect: str, type_: sa.types.TypeEngine[Any]) -> Convert | None:
-    if isinstance(type_, sa.JSON):
-        return _to_json
-    if dialect == "sqlite" and isinstance(type_, sa.DateTime):
-        return lambda v: v.isoformat() if isinstance(v, datetime) else v
-    return None
+def _param_converter(type_: sa.types.TypeEngine[Any]) -> Convert | None:
+    # (datetimes reach SQLite through the adapter storage.sqlite registers, in C)
+    return _to_json if isinstance(type_, sa.JSON) else None
 
 
 def _result_converter(dialect: str, type_: sa.types.TypeEngine[Any]) -> Convert | None:
@@ -117,9 +114,7 @@ class Query:
         names = tuple(compiler.positiontup or ())
         binds = compiler.binds
         param_converters = {
-            name: conv
-            for name in names
-            if (conv := _param_converter(dialect, binds[name].type)) is not None
+            name: conv for name in names if (conv := _param_converter(binds[name].type)) is not None
         }
         result_columns = compiler._result_columns
         columns = tuple(column.keyname for column in result_columns)

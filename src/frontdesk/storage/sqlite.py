@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,8 @@ class SqliteDatabase:
         self._opening: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
+        # Datetimes are stored as ISO 8601 text, the form SQLAlchemy's DateTime reads back.
+        sqlite3.register_adapter(datetime, datetime.isoformat)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # No busy waiting inside SQLite on the loop: BEGIN retries asynchronously instead.
         self._writer = _connect(self.path, self.synchronous, busy_ms=0)

@@ -32,6 +32,7 @@ _encoder = msgspec.json.Encoder()
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Call:
@@ -180,7 +181,7 @@ async def _reply_to(endpoint: Endpoint, call: Call) -> Reply:
         )
 
 
-def asgi_app(endpoint: Endpoint) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def asgi_app(endpoint: Endpoint) -> ASGIApp:
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         call = Call(scope, receive, scope["app"].state.ctx)
         try:
