@@ -10,16 +10,18 @@ a task. The account's routing setting decides what a new message does (ARCHITECT
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import EllipsisType
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import tasks as task_store
+from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.clock import utcnow
-from frontdesk.core.extensions import Account
+from frontdesk.core.extensions import ACCOUNT_COLUMNS, Account, usable_account
 from frontdesk.core.users import Person
-from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import channels, tasks, users
+from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.tables import channels, extension_accounts, extensions, tasks, users
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,70 @@ async def open_channel(
     return int(row["id"])
 
 
-async def _existing(tx: Tx, account: Account, kind: str, key: str) -> Routed | None:
+#: the account, and the newest channel of one of its conversations, in one query: a message
+#: needs both, and on PostgreSQL every query is a round trip
+_newest = channels.alias("newest")
+_NEWEST_CHANNEL_ID = (
+    sa.select(sa.func.max(_newest.c.id))
+    .where(
+        _newest.c.account_ref == extension_accounts.c.id,
+        _newest.c.kind == p("kind"),
+        _newest.c.key == p("key"),
+    )
+    .correlate(extension_accounts)
+    .scalar_subquery()
+)
+ACCOUNT_WITH_LATEST_CHANNEL = Query(
+    sa.select(
+        *ACCOUNT_COLUMNS,
+        extensions.c.secret_generation,
+        channels.c.id.label("channel_id"),
+        channels.c.task_id,
+        tasks.c.closed_at,
+        tasks.c.responsible_id,
+        users.c.first_name,
+        users.c.last_name,
+        users.c.work_phone,
+    )
+    .select_from(
+        extension_accounts.join(extensions, extensions.c.id == extension_accounts.c.extension_id)
+        .outerjoin(channels, channels.c.id == _NEWEST_CHANNEL_ID)
+        .outerjoin(tasks, tasks.c.id == channels.c.task_id)
+        .outerjoin(users, users.c.id == tasks.c.responsible_id)
+    )
+    .where(
+        extension_accounts.c.extension_id == p("extension_id"),
+        extension_accounts.c.account_id == p("account_id"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """An account, and the newest channel of one of its conversations (None before any)."""
+
+    account: Account
+    latest: Row | None
+
+
+async def find_conversation(
+    tx: Tx, principal: ExtensionPrincipal, account_id: str, kind: str, key: str
+) -> Conversation:
+    row = await tx.one(
+        ACCOUNT_WITH_LATEST_CHANNEL,
+        extension_id=principal.extension_id,
+        account_id=account_id,
+        kind=kind,
+        key=key,
+    )
+    account = await usable_account(tx, principal, account_id, row)
+    assert row is not None
+    latest = None if row["channel_id"] is None else {**row, "id": row["channel_id"]}
+    return Conversation(account, latest)
+
+
+async def _existing(tx: Tx, account: Account, latest: Row | None) -> Routed | None:
     """The channel's task if the account's routing reuses it (reopening it if need be)."""
-    latest = await tx.one(LATEST_CHANNEL, account_ref=account.id, kind=kind, key=key)
     if latest is None:
         return None
     if latest["closed_at"] is not None:
@@ -109,26 +172,36 @@ async def _existing(tx: Tx, account: Account, kind: str, key: str) -> Routed | N
     return Routed(latest["task_id"], latest["id"], False, responsible)
 
 
+async def _latest(tx: Tx, account: Account, kind: str, key: str) -> Row | None:
+    return await tx.one(LATEST_CHANNEL, account_ref=account.id, kind=kind, key=key)
+
+
 async def route(
     tx: Tx,
     account: Account,
     kind: str,
     key: str,
     *,
+    latest: Row | EllipsisType | None = ...,
     subject: str | None = None,
     message_type: str | None = None,
     sender_name: str | None = None,
 ) -> Routed:
-    """Find or create the task for a conversation, per the account's routing."""
-    reuse = account.routing != "always_new"
-    if reuse:
-        found = await _existing(tx, account, kind, key)
+    """Find or create the task for a conversation, per the account's routing.
+
+    `latest` is the conversation's newest channel when the caller read it already
+    (`find_conversation`); by default it is read here.
+    """
+    if account.routing != "always_new":
+        if latest is ...:
+            latest = await _latest(tx, account, kind, key)
+        found = await _existing(tx, account, latest)
         if found is not None:
             return found
         # Two first messages of one conversation must make one task: serialise creators,
         # and look again if another writer may have created it while we waited.
         if await tx.lock("channel", account.id, kind, key):
-            found = await _existing(tx, account, kind, key)
+            found = await _existing(tx, account, await _latest(tx, account, kind, key))
             if found is not None:
                 return found
     task_id = await task_store.create_task(

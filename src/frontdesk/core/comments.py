@@ -70,8 +70,11 @@ INSERT_COMMENT = Query(
 )
 
 
-async def add_comment(tx: Tx, new: NewComment) -> int:
-    """Write the comment with its attachments and mark the task as just active."""
+async def add_comment(tx: Tx, new: NewComment, *, touch_task: bool = True) -> int:
+    """Write the comment with its attachments and mark the task as just active.
+
+    (`touch_task=False` for a task created in the same unit: it is as new as it gets.)
+    """
     row = await tx.one(
         INSERT_COMMENT,
         task_id=new.task_id,
@@ -88,7 +91,8 @@ async def add_comment(tx: Tx, new: NewComment) -> int:
     assert row is not None
     comment_id = int(row["id"])
     await files.attach(tx, comment_id, new.file_ids)
-    await task_store.touch(tx, new.task_id)
+    if touch_task:
+        await task_store.touch(tx, new.task_id)
     return comment_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
@@ -69,7 +70,7 @@ INSERT_ACCOUNT = Query(
     )
     .returning(extension_accounts.c.id)
 )
-_ACCOUNT_COLUMNS = (
+ACCOUNT_COLUMNS = (
     extension_accounts.c.id,
     extension_accounts.c.account_id,
     extension_accounts.c.name,
@@ -78,14 +79,14 @@ _ACCOUNT_COLUMNS = (
     extension_accounts.c.routing,
 )
 ACCOUNT = Query(
-    sa.select(*_ACCOUNT_COLUMNS, extensions.c.secret_generation)
+    sa.select(*ACCOUNT_COLUMNS, extensions.c.secret_generation)
     .join(extensions, extensions.c.id == extension_accounts.c.extension_id)
     .where(
         extension_accounts.c.extension_id == p("extension_id"),
         extension_accounts.c.account_id == p("account_id"),
     )
 )
-ACCOUNT_BY_REF = Query(sa.select(*_ACCOUNT_COLUMNS).where(extension_accounts.c.id == p("id")))
+ACCOUNT_BY_REF = Query(sa.select(*ACCOUNT_COLUMNS).where(extension_accounts.c.id == p("id")))
 SET_ENABLED = Query(
     sa.update(extension_accounts)
     .where(
@@ -171,20 +172,27 @@ async def find_account(tx: Tx, extension_id: int, account_id: str) -> Account | 
 
 
 async def active_account(tx: Tx, principal: ExtensionPrincipal, account_id: str) -> Account:
-    """The account messages and calls go to, or the error Pyrus answers when there is none.
+    """The account messages and calls go to, or the error Pyrus answers when there is none."""
+    row = await tx.one(ACCOUNT, extension_id=principal.extension_id, account_id=account_id)
+    return await usable_account(tx, principal, account_id, row)
+
+
+async def usable_account(
+    tx: Tx, principal: ExtensionPrincipal, account_id: str, row: dict[str, Any] | None
+) -> Account:
+    """The account of a row read with ACCOUNT_COLUMNS and the secret generation, if usable.
 
     Also where a revoked token is caught: the extension's current secret generation comes
     with the account, in the same query.
     """
-    row = await tx.one(ACCOUNT, extension_id=principal.extension_id, account_id=account_id)
     if row is None:
         await ensure_current(tx, principal)
         raise FrontdeskError(
             "unrecognized_account_id",
             f"Account {account_id!r} is not registered for this extension; message not processed",
         )
-    check_generation(principal, row.pop("secret_generation"))
-    return ensure_enabled(Account(**row))
+    check_generation(principal, row["secret_generation"])
+    return ensure_enabled(Account(*(row[column.name] for column in ACCOUNT_COLUMNS)))
 
 
 async def account_by_ref(tx: Tx, account_ref: int) -> Account:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from frontdesk.core import tasks as task_store
 from frontdesk.core.auth import ExtensionPrincipal
-from frontdesk.core.channels import route
+from frontdesk.core.channels import find_conversation, route
 from frontdesk.core.comments import INBOUND, OUTBOUND, NewComment, add_comment, formatted
-from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, map_values
+from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, load_form, map_values
 from frontdesk.core.intake import (
     Outcome,
     account_and_form,
@@ -122,7 +122,11 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
     check_text_length(message.text, message.html)
     if not (message.text or message.html or message.attachments):
         raise required("message_text")
-    account, form = await account_and_form(tx, principal, message.account_id)
+    conversation = await find_conversation(
+        tx, principal, message.account_id, "chat", message.channel_id
+    )
+    account = conversation.account
+    form = await load_form(tx, account.form_id)
     mapped = map_values(form, message.mappings)
     message_type = _message_type(form, message.message_type, mapped.problems)
     body = formatted(message.text, message.html)
@@ -134,6 +138,7 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
         account,
         "chat",
         message.channel_id,
+        latest=conversation.latest,
         subject=task_store.subject_from(body.text) or message.sender_name,
         message_type=message_type,
         sender_name=message.sender_name,
@@ -152,5 +157,6 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
             message_type=message_type,
             file_ids=file_ids,
         ),
+        touch_task=not routed.is_new_task,
     )
     return Outcome(routed.task_id, routed.is_new_task, routed.responsible, mapped.problems)
