@@ -120,16 +120,16 @@ async def _token_row(tx: Tx, digest: str) -> ExtensionPrincipal | None:
 
 async def authenticate_extension(db: Database, token: str) -> ExtensionPrincipal:
     """The extension a bearer token belongs to, if the token exists and is in date."""
-    digest = token_hash(token)
+    # keyed by the token itself: a known token then costs no hashing either
     known: dict[str, ExtensionPrincipal] = db.memo.setdefault("extension_tokens", {})
-    principal = known.get(digest)
+    principal = known.get(token)
     if principal is None:
-        principal = await db.read(_token_row, digest)
+        principal = await db.read(_token_row, token_hash(token))
         if principal is None:
             raise Unauthorized("invalid_token", "The access token is not valid")
         if len(known) >= TOKEN_MEMO_LIMIT:
             known.clear()
-        known[digest] = principal
+        known[token] = principal
     if principal.expires_at <= utcnow():
         raise Unauthorized("expired_token", "The token has expired; request a new one")
     return principal

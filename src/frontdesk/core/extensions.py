@@ -192,7 +192,10 @@ async def usable_account(
             f"Account {account_id!r} is not registered for this extension; message not processed",
         )
     check_generation(principal, row["secret_generation"])
-    return ensure_enabled(Account(*(row[column.name] for column in ACCOUNT_COLUMNS)))
+    account = Account(
+        row["id"], row["account_id"], row["name"], row["form_id"], row["enabled"], row["routing"]
+    )
+    return ensure_enabled(account)
 
 
 async def account_by_ref(tx: Tx, account_ref: int) -> Account:

@@ -104,8 +104,8 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
 def _message_type(form: Form, wanted: str | None, problems: list[Problem]) -> str | None:
     """The message type to record: the one sent if the form knows it, else the form's first."""
     known = form.message_types
-    if not known:
-        return wanted
+    if not known or wanted in known:
+        return wanted or (known[0] if known else None)
     match = next((t for t in known if wanted and t.casefold() == wanted.casefold()), None)
     if match is None and wanted:
         problems.append(
