@@ -194,6 +194,23 @@ async def test_repeated_external_id_after_close_still_updates_that_call(client):
     assert len(await calls_of(client)) == 1
 
 
+async def test_repeated_external_id_reopens_a_closed_task_under_reopen_closed(client):
+    connector = await make_connector(client, routing="reopen_closed")
+    first_id, _ = landed(await call(client, connector, external_id="ext-1"))
+    await close_task(client, first_id)
+    second_id, second_new = landed(await call(client, connector, external_id="ext-1"))
+    assert (second_id, second_new) == (first_id, False)
+    assert (await task_of(client, first_id))["closed_at"] is None
+
+
+async def test_repeated_external_id_leaves_a_closed_task_closed_under_reuse_open(client):
+    connector = await make_connector(client)
+    first_id, _ = landed(await call(client, connector, external_id="ext-1"))
+    await close_task(client, first_id)
+    landed(await call(client, connector, external_id="ext-1"))
+    assert (await task_of(client, first_id))["closed_at"] is not None
+
+
 async def test_external_id_as_a_number_equals_the_same_string(client):
     connector = await make_connector(client)
     first_id, _ = landed(await call(client, connector, external_id=123456))

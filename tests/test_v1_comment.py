@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factories import (
+    add_account,
     add_account_on_new_form,
     attachments_of,
     comments_of,
@@ -292,6 +293,22 @@ async def test_task_of_another_extension_is_unrecognized_task_id(client):
     response = await post_comment(client, ours, their_task, comment_text="hi")
     assert response.status_code == 400
     assert response.json()["error_code"] == "unrecognized_task_id"
+
+
+async def test_task_of_another_extension_on_the_same_form_is_unrecognized(client):
+    """Sharing a form does not open one extension's tasks to another."""
+    ours = await make_connector(client)
+    theirs = await make_connector(client, account_id="theirs", name="Other")
+    await add_account(theirs, "theirs-on-our-form", form_id=ours.form_id)
+    our_task = await new_task(client, ours)
+    response = await client.post(
+        "/v1/comment",
+        headers=theirs.headers,
+        json={"account_id": "theirs-on-our-form", "task_id": our_task, "comment_text": "hi"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_task_id"
+    assert len(await comments_of(client, our_task)) == 0
 
 
 async def test_unknown_account_is_unrecognized_account_id(client):

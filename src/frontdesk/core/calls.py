@@ -151,6 +151,16 @@ async def _new_call(tx: Tx, account: Account, call: IncomingCall) -> tuple[int, 
     return routed.task_id, routed.is_new_task
 
 
+async def _reopen_if_routed_so(tx: Tx, account: Account, task_id: int) -> None:
+    """A call reported again (same external_id) follows the account's routing like a new one:
+    under reopen_closed its task, if closed meanwhile, is reopened."""
+    if account.routing != "reopen_closed":
+        return
+    task = await task_store.get_task(tx, task_id)
+    if task is not None and task.closed_at is not None:
+        await task_store.reopen(tx, task_id)
+
+
 async def register_call(tx: Tx, principal: ExtensionPrincipal, call: IncomingCall) -> Outcome:
     """POST /call and /v4/integrations/call."""
     account, form = await account_and_form(tx, principal, call.account_id)
@@ -164,6 +174,7 @@ async def register_call(tx: Tx, principal: ExtensionPrincipal, call: IncomingCal
             existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
     if existing is not None:
         task_id, is_new = existing["task_id"], False
+        await _reopen_if_routed_so(tx, account, task_id)
         await tx.run(
             UPDATE_CALL,
             id=existing["id"],

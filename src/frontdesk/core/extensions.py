@@ -36,6 +36,7 @@ class Account:
     form_id: int
     enabled: bool
     routing: str
+    extension_id: int
 
 
 INSERT_EXTENSION = Query(
@@ -77,6 +78,7 @@ ACCOUNT_COLUMNS = (
     extension_accounts.c.form_id,
     extension_accounts.c.enabled,
     extension_accounts.c.routing,
+    extension_accounts.c.extension_id,
 )
 ACCOUNT = Query(
     sa.select(*ACCOUNT_COLUMNS, extensions.c.secret_generation)
@@ -160,7 +162,7 @@ async def add_account(
         now=utcnow(),
     )
     assert row is not None
-    return Account(row["id"], account_id, name or account_id, form_id, True, routing)
+    return Account(row["id"], account_id, name or account_id, form_id, True, routing, extension_id)
 
 
 async def find_account(tx: Tx, extension_id: int, account_id: str) -> Account | None:
@@ -193,7 +195,13 @@ async def usable_account(
         )
     check_generation(principal, row["secret_generation"])
     account = Account(
-        row["id"], row["account_id"], row["name"], row["form_id"], row["enabled"], row["routing"]
+        row["id"],
+        row["account_id"],
+        row["name"],
+        row["form_id"],
+        row["enabled"],
+        row["routing"],
+        row["extension_id"],
     )
     return ensure_enabled(account)
 

@@ -9,6 +9,7 @@ from frontdesk.core import tasks as task_store
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.channels import find_conversation, route
 from frontdesk.core.comments import INBOUND, OUTBOUND, NewComment, add_comment, formatted
+from frontdesk.core.extensions import account_by_ref
 from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, load_form, map_values
 from frontdesk.core.intake import (
     Outcome,
@@ -75,7 +76,7 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
         raise required("comment_text")
     account, form = await account_and_form(tx, principal, new.account_id)
     task = await task_store.get_task(tx, new.task_id)
-    if task is None or task.form_id != form.id:
+    if task is None or task.form_id != form.id or not await _open_to(tx, task, principal):
         raise FrontdeskError(
             "unrecognized_task_id",
             f"Task {new.task_id} does not exist or is not in the form of account "
@@ -99,6 +100,15 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
             ),
         )
     return mapped.problems
+
+
+async def _open_to(tx: Tx, task: task_store.TaskRef, principal: ExtensionPrincipal) -> bool:
+    """A task of the form is the extension's to comment on, unless another extension's
+    account owns it (a task made by an agent in the form belongs to no account)."""
+    if task.account_ref is None:
+        return True
+    owner = await account_by_ref(tx, task.account_ref)
+    return owner.extension_id == principal.extension_id
 
 
 def _message_type(form: Form, wanted: str | None, problems: list[Problem]) -> str | None:
