@@ -37,6 +37,8 @@ class UploadRun:
     mb_s: float
     ceiling_mb_s: float
     rss_growth_mb: float
+    #: single-stream MD5 of the same file (`md5sum`): the protocol's md5_hash caps an upload here
+    md5_mb_s: float
     ok: bool  # 200 and the md5_hash the file has
     detail: str
 
@@ -139,6 +141,12 @@ def _cp_sync(source: Path, dest: Path) -> float:
     return time.perf_counter() - started
 
 
+def _md5sum(source: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["md5sum", str(source)], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def run_engine(
     engine: Engine, source: Path, md5: str, repeats: int, workdir: Path
 ) -> list[UploadRun]:
@@ -168,6 +176,7 @@ def run_engine(
             dest = workdir / "cp-copy.bin"
             cp_seconds = _cp_sync(source, dest)
             dest.unlink()
+            md5_seconds = _md5sum(source)
             runs.append(
                 UploadRun(
                     engine.name,
@@ -175,6 +184,7 @@ def run_engine(
                     size_mb / seconds if ok and seconds else 0.0,
                     size_mb / cp_seconds,
                     rss.growth_mb(),
+                    size_mb / md5_seconds,
                     ok,
                     detail,
                 )
