@@ -84,8 +84,11 @@ async def add_account(
     connector: Connector, account_id: str, *, form_id: int | None = None, **options: Any
 ) -> int:
     account = await connector.db.write(
-        extensions.add_account, connector.extension_id, account_id,
-        form_id or connector.form_id, **options,
+        extensions.add_account,
+        connector.extension_id,
+        account_id,
+        form_id or connector.form_id,
+        **options,
     )
     return account.id
 
