@@ -32,16 +32,17 @@ class Routed:
     responsible: Person | None = None
 
 
+#: what routing needs of a channel: its task, whether that is closed, who is responsible
+_ROUTE_COLUMNS = (
+    channels.c.task_id,
+    tasks.c.closed_at,
+    tasks.c.responsible_id,
+    users.c.first_name,
+    users.c.last_name,
+    users.c.work_phone,
+)
 LATEST_CHANNEL = Query(
-    sa.select(
-        channels.c.id,
-        channels.c.task_id,
-        tasks.c.closed_at,
-        tasks.c.responsible_id,
-        users.c.first_name,
-        users.c.last_name,
-        users.c.work_phone,
-    )
+    sa.select(channels.c.id, *_ROUTE_COLUMNS)
     .join(tasks, tasks.c.id == channels.c.task_id)
     .outerjoin(users, users.c.id == tasks.c.responsible_id)
     .where(
@@ -109,12 +110,7 @@ ACCOUNT_WITH_LATEST_CHANNEL = Query(
         *ACCOUNT_COLUMNS,
         extensions.c.secret_generation,
         channels.c.id.label("channel_id"),
-        channels.c.task_id,
-        tasks.c.closed_at,
-        tasks.c.responsible_id,
-        users.c.first_name,
-        users.c.last_name,
-        users.c.work_phone,
+        *_ROUTE_COLUMNS,
     )
     .select_from(
         extension_accounts.join(extensions, extensions.c.id == extension_accounts.c.extension_id)
