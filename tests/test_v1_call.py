@@ -66,7 +66,7 @@ async def test_call_makes_a_task_with_the_call_and_a_comment(client):
     assert stored["external_id"] is None and stored["internal_number"] is None
     [channel] = await channels_of(client)
     assert (channel["kind"], channel["key"], channel["task_id"]) == (
-        "call",
+        "caller",
         "+79774221338",
         task_id,
     )
@@ -209,6 +209,13 @@ async def test_repeated_external_id_leaves_a_closed_task_closed_under_reuse_open
     await close_task(client, first_id)
     landed(await call(client, connector, external_id="ext-1"))
     assert (await task_of(client, first_id))["closed_at"] is not None
+
+
+async def test_an_external_id_equal_to_a_number_is_not_that_callers_conversation(client):
+    connector = await make_connector(client)
+    first_id, _ = landed(await call(client, connector, external_id="+79990001122"))
+    second_id, second_new = landed(await call(client, connector, from_number="+79990001122"))
+    assert second_new is True and second_id != first_id
 
 
 async def test_external_id_as_a_number_equals_the_same_string(client):

@@ -40,8 +40,7 @@ async def test_over_quota_is_429_with_retry_after(client, settings):
     elsewhere = await client.post(
         "/v1/getmessage", headers=other.headers, json={**MESSAGE, "account_id": "acc-1"}
     )
-    assert elsewhere.status_code in {200, 400}
-    assert elsewhere.status_code != 429
+    assert elsewhere.status_code == 200, elsewhere.text
 
 
 async def test_errors_carry_quota_headers_too(client):
@@ -124,7 +123,7 @@ async def test_body_over_the_json_limit_is_refused(client):
         + b'"}'
     )
     response = await client.post("/v1/getmessage", headers=connector.headers, content=huge)
-    assert response.status_code == 413
+    assert response.status_code == 400
     assert response.json()["error_code"] == "too_large_request_length"
 
 

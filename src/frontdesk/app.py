@@ -79,12 +79,6 @@ def create_app(settings: Settings) -> FrontdeskApp:
     )
     app.state.openapi = openapi.document(ENDPOINTS, "Frontdesk", __version__)
     app.state.docs_page = openapi.docs_page("Frontdesk")
-    import gc
-    import os
-
-    if os.environ.get("FD_GC"):
-        gc.freeze()
-        gc.set_threshold(int(os.environ["FD_GC"]), 50, 100)
     return FrontdeskApp(app, ENDPOINTS)
 
 

@@ -4,7 +4,8 @@
      ├── Unauthorized                  401: credentials and tokens
      ├── NotFound                      404: a file or page that is not there (or not yours)
      ├── TooLarge                      413: an upload over the cap
-     └── RateLimited                   429: carries retry_after seconds
+     ├── RateLimited                   429: over quota, carries retry_after seconds
+     └── Busy                          429: the store is busy, carries retry_after seconds
 
 Codes are the protocols' own (Pyrus `error_code` values); each protocol renders the error in
 its wire format in one place. A `Problem` is the same pair returned, not raised: a warning
@@ -90,6 +91,16 @@ class RateLimited(FrontdeskError):
         )
         self.retry_after = retry_after
         self.limit = limit
+
+
+class Busy(FrontdeskError):
+    """The store cannot take the write now (another process holds it); retry soon.
+
+    Answered as 429 with Retry-After, which every Pyrus client already honours."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__("too_many_requests", message, 429)
+        self.retry_after = retry_after
 
 
 def required(*names: str) -> FrontdeskError:

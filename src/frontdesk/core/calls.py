@@ -128,13 +128,9 @@ async def _assign_operator(tx: Tx, task_id: int, internal_number: str | None) ->
 
 
 async def _new_call(tx: Tx, account: Account, call: IncomingCall) -> tuple[int, bool]:
-    routed = await route(
-        tx,
-        account,
-        "call",
-        call.external_id or call.from_number,
-        subject=f"Call from {call.from_number}",
-    )
+    # A PBX's call id and a caller's number are different conversations, even when equal.
+    kind, key = ("call", call.external_id) if call.external_id else ("caller", call.from_number)
+    routed = await route(tx, account, kind, key, subject=f"Call from {call.from_number}")
     await tx.run(
         INSERT_CALL,
         account_ref=account.id,

@@ -87,16 +87,21 @@ INSERT_ATTACHMENT = Query(
         comment_id=p("comment_id"), file_id=p("file_id"), position=p("position")
     )
 )
+_UNREFERENCED = (
+    ~sa.exists().where(attachments.c.file_id == files.c.id),
+    ~sa.exists().where(calls.c.record_file_id == files.c.id),
+)
 UNREFERENCED_BEFORE = Query(
-    sa.select(files.c.id, files.c.guid)
-    .where(
-        files.c.created_at < p("cutoff"),
-        ~sa.exists().where(attachments.c.file_id == files.c.id),
-        ~sa.exists().where(calls.c.record_file_id == files.c.id),
-    )
+    sa.select(files.c.id)
+    .where(files.c.created_at < p("cutoff"), *_UNREFERENCED)
+    .order_by(files.c.id)
     .limit(p("limit"))
 )
-DELETE_FILE = Query(sa.delete(files).where(files.c.id == p("id")))
+# The check is repeated in the DELETE itself: a message may have attached the file since it
+# was listed (and the foreign keys refuse the delete if that attachment commits meanwhile).
+DELETE_IF_UNREFERENCED = Query(
+    sa.delete(files).where(files.c.id == p("id"), *_UNREFERENCED).returning(files.c.guid)
+)
 
 
 async def register_file(
@@ -161,9 +166,12 @@ async def file_for_extension(tx: Tx, extension_id: int, file_id: int) -> StoredF
     return StoredFile(**row)
 
 
-async def delete_unreferenced(tx: Tx, cutoff: datetime, limit: int = 500) -> list[str]:
-    """Forget files uploaded before `cutoff` that no comment or call uses; returns their guids."""
-    rows = await tx.all(UNREFERENCED_BEFORE, cutoff=cutoff, limit=limit)
-    for row in rows:
-        await tx.run(DELETE_FILE, id=row["id"])
-    return [row["guid"] for row in rows]
+async def unreferenced_files(tx: Tx, cutoff: datetime, limit: int = 500) -> list[int]:
+    """Files uploaded before `cutoff` that no comment or call uses."""
+    return [row["id"] for row in await tx.all(UNREFERENCED_BEFORE, cutoff=cutoff, limit=limit)]
+
+
+async def delete_if_unreferenced(tx: Tx, file_id: int) -> str | None:
+    """Forget the file unless something uses it now; returns its guid if it was deleted."""
+    row = await tx.one(DELETE_IF_UNREFERENCED, id=file_id)
+    return None if row is None else str(row["guid"])

@@ -14,25 +14,39 @@ ATTRIBUTE_VALUES = {
     ("mark", "data-color"): {"red", "yellow", "green", "blue"},
 }
 URL_SCHEMES = {"http", "https", "mailto", "tel"}
+ABSOLUTE_URL = re.compile(r"(?i)^(https?://[^/\s]|mailto:|tel:)")
 BLOCKS = {"div", "li", "ul", "ol", "q"}
+# Block tags outside the list would vanish with nothing between their texts
+# ("<p>Hello</p><p>World</p>" -> "HelloWorld"); they become line breaks first.
+FOREIGN_BLOCK_END = re.compile(
+    r"(?i)</(p|h[1-6]|tr|table|blockquote|pre|section|article|header|footer|dd|dt)\s*>"
+)
+
+
+TRAILING_BREAKS = re.compile(r"(<br>\s*)+$")
 
 
 def _keep_documented_values(tag: str, attribute: str, value: str) -> str | None:
+    if (tag, attribute) == ("a", "href"):
+        return value if ABSOLUTE_URL.match(value.strip()) else None
     allowed = ATTRIBUTE_VALUES.get((tag, attribute))
     return value if allowed is None or value in allowed else None
 
 
 def sanitize(html: str) -> str:
-    """Keep the documented tags and attributes; drop everything else (scripts with content)."""
-    return nh3.clean(
-        html,
+    """Keep exactly the documented tags and attributes; drop the rest (scripts with content)."""
+    blocks_broken, breaks = FOREIGN_BLOCK_END.subn("<br>", html)
+    clean = nh3.clean(
+        blocks_broken,
         tags=TAGS,
-        attributes=ATTRIBUTES,
+        # "*": no attribute on every tag, which nh3 would otherwise allow (title, lang)
+        attributes={"*": set(), **ATTRIBUTES},
         attribute_filter=_keep_documented_values,
         url_schemes=URL_SCHEMES,
         link_rel=None,
         strip_comments=True,
     )
+    return TRAILING_BREAKS.sub("", clean) if breaks else clean
 
 
 class _TextCollector(HTMLParser):

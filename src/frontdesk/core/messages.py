@@ -84,9 +84,16 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
         )
     mapped = map_values(form, new.mappings)
     body = formatted(new.text, new.html)
+    # fields to fill are something to say too: unknown files then do not drop them
     file_ids = await resolve_attachments(
-        tx, principal.extension_id, new.attachments, bool(body.text), mapped.problems
+        tx,
+        principal.extension_id,
+        new.attachments,
+        bool(body.text or mapped.values),
+        mapped.problems,
     )
+    if not (body.text or file_ids or mapped.values or new.mappings):
+        raise required("comment_text")  # e.g. HTML that sanitised to nothing
     await task_store.set_values(tx, task.id, mapped.values)
     if body.text or file_ids:
         await add_comment(
@@ -143,6 +150,8 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
     file_ids = await resolve_attachments(
         tx, principal.extension_id, message.attachments, bool(body.text), mapped.problems
     )
+    if not (body.text or file_ids):
+        raise required("message_text")  # e.g. HTML that sanitised to nothing
     routed = await route(
         tx,
         account,

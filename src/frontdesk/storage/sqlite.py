@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from frontdesk.errors import Busy
 from frontdesk.storage.database import P, T, Work
 from frontdesk.storage.sql import Query, Row
 
@@ -130,7 +131,8 @@ class SqliteDatabase:
         self._opening: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
-        # Datetimes are stored as ISO 8601 text, the form SQLAlchemy's DateTime reads back.
+        # Datetimes are stored as ISO 8601 text, the form SQLAlchemy's DateTime reads back
+        # (a process-wide registration, the same every time).
         sqlite3.register_adapter(datetime, datetime.isoformat)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # No busy waiting inside SQLite on the loop: BEGIN retries asynchronously instead.
@@ -157,9 +159,8 @@ class SqliteDatabase:
         try:
             unit = work(SqliteTx(conn, self.memo), *args, **kwargs)
             result: T = run_to_completion(unit)  # type: ignore[arg-type]
-        except BaseException:
-            conn.execute("ROLLBACK TO unit")
-            conn.execute("RELEASE unit")
+        except BaseException as exc:
+            self._undo_unit(exc)
             raise
         conn.execute("RELEASE unit")
         committed = asyncio.get_running_loop().create_future()
@@ -168,8 +169,27 @@ class SqliteDatabase:
         await committed
         return result
 
-    def _try_begin(self) -> bool:
-        """Open the batch transaction; False while another process holds the write lock."""
+    def _undo_unit(self, exc: BaseException) -> None:
+        """Roll back the failed unit alone; if SQLite aborted the whole transaction instead
+        (disk full, I/O error), the units before it are lost too and must be told so."""
+        assert self._writer is not None
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK TO unit")
+            self._writer.execute("RELEASE unit")
+            return
+        log.error("SQLite rolled back a whole batch: %s", exc)
+        batch, self._batch = self._batch or [], None
+        lost = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+        for future in batch:
+            if not future.done():
+                future.set_exception(lost)
+
+    def _try_begin(self, *, late: bool = False) -> bool:
+        """Open the batch transaction; False while another process holds the write lock.
+
+        `late`: the batch opens after a wait, with other writers waiting to join it; its
+        COMMIT is put off one loop iteration more so that they run in it first.
+        """
         assert self._writer is not None, "database is not open"
         try:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -178,7 +198,11 @@ class SqliteDatabase:
                 return False
             raise
         self._batch = []
-        asyncio.get_running_loop().call_soon(self._commit)
+        loop = asyncio.get_running_loop()
+        if late:
+            loop.call_soon(loop.call_soon, self._commit)
+        else:
+            loop.call_soon(self._commit)
         return True
 
     async def _open_batch(self) -> None:
@@ -195,14 +219,16 @@ class SqliteDatabase:
     async def _begin_when_free(self) -> None:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.001
-        while not self._try_begin():
+        while not self._try_begin(late=True):
             if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("database is locked by another process")
+                raise Busy("The database is busy (another process is writing); retry shortly")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
     def _commit(self) -> None:
-        batch, self._batch = self._batch or [], None
+        batch, self._batch = self._batch, None
+        if batch is None:  # the batch was already rolled back (see _undo_unit)
+            return
         assert self._writer is not None
         try:
             self._writer.execute("COMMIT")

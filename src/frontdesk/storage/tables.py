@@ -190,7 +190,8 @@ attachments = sa.Table(
     "attachments",
     metadata,
     _ref("comment_id", "comments.id", cascade=True),
-    _ref("file_id", "files.id", cascade=True),
+    # no cascade: deleting a file that a comment still shows must fail, not empty the comment
+    _ref("file_id", "files.id"),
     sa.Column("position", sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint("comment_id", "file_id"),
     sa.Index(None, "file_id"),

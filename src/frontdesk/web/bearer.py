@@ -8,12 +8,13 @@ from frontdesk.web.endpoints import Call
 
 def bearer_token(call: Call) -> str:
     header = call.header(b"authorization").strip()
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":  # lenient: a bare token is taken as is
-        token = header if " " not in header else ""
-    token = token.strip()
-    if not token:
+    if not header:
         raise Unauthorized(
             "token_not_specified", "Send the access token as 'Authorization: Bearer <token>'"
         )
-    return token
+    scheme, _, token = header.partition(" ")
+    if " " not in header:  # lenient: a bare token is taken as is
+        return header
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("invalid_token", "Use 'Authorization: Bearer <token>'")
+    return token.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from frontdesk.core.files import StoredFile
@@ -9,10 +10,12 @@ from frontdesk.errors import NotFound
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.web.endpoints import Reply
 
+FILE_ID = re.compile(r"[0-9]{1,18}")
+
 
 def parse_file_id(raw: str) -> int:
-    """A numeric file id from the path; anything else is simply not found."""
-    if not raw.isdigit() or len(raw) > 18:
+    """A numeric file id from the path (ASCII digits only); anything else is not found."""
+    if not FILE_ID.fullmatch(raw):
         raise NotFound("File not found", "file_is_missing")
     return int(raw)
 

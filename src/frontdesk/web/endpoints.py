@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from frontdesk.errors import FrontdeskError, TooLarge
+from frontdesk.errors import FrontdeskError
 from frontdesk.web.context import AppContext
 from frontdesk.web.ratelimit import Quota
 
@@ -55,6 +55,11 @@ class Call:
                 return bytes(value).decode("latin-1")
         return ""
 
+    @property
+    def client_ip(self) -> str:
+        client = self.scope.get("client")
+        return str(client[0]) if client else "unknown"
+
     def path_param(self, name: str) -> str:
         return str(self.scope.get("path_params", {}).get(name, ""))
 
@@ -74,14 +79,14 @@ class Call:
                 return
 
     async def body(self, limit: int) -> bytes:
-        """The whole body, refused (413) past `limit` bytes."""
+        """The whole body, refused past `limit` bytes (400 too_large_request_length)."""
         parts: list[bytes] = []
         size = 0
         async for chunk in self.stream():
             size += len(chunk)
             if size > limit:
-                raise TooLarge(
-                    f"The request body is over {limit} bytes", code="too_large_request_length"
+                raise FrontdeskError(
+                    "too_large_request_length", f"The request body is over {limit} bytes"
                 )
             parts.append(chunk)
         return b"".join(parts)

@@ -56,6 +56,11 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def decode_fields(fields: dict[str, str], body_type: type[T]) -> T:
+    """A body given as name=value pairs (a query string), checked as the JSON one would be."""
+    return decode_body(msgspec.json.encode(fields), body_type)
+
+
 def decode_body(raw: bytes, body_type: type[T]) -> T:
     if not raw.strip():
         raise FrontdeskError("empty_body", "The request body is empty")
@@ -63,8 +68,9 @@ def decode_body(raw: bytes, body_type: type[T]) -> T:
         body = msgspec.json.decode(raw, type=body_type, strict=False)
     except msgspec.ValidationError as exc:
         raise invalid(f"Invalid parameters: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise FrontdeskError("invalid_request", f"The body is not valid JSON: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise FrontdeskError("invalid_request", f"The body is not valid JSON: {reason}") from None
     if b"\\u0000" in raw and _has_nul(msgspec.to_builtins(body)):
         raise invalid("Text must not contain NUL (\\u0000) characters")
     missing = _missing(body)

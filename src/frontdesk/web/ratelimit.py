@@ -30,10 +30,15 @@ class Quota:
 class RateLimiter:
     """A fixed window per key, starting at the key's first request."""
 
+    #: keys kept at the most; past it expired windows are dropped (at most once a second),
+    #: and if that is not enough (keys chosen by an attacker) all counts start afresh
+    MAX_KEYS = 100_000
+
     def __init__(self, limit: int, window_seconds: float) -> None:
         self.limit = limit
         self.window = window_seconds
         self._windows: dict[object, tuple[float, int]] = {}
+        self._last_cleanup = 0.0
 
     def hit(self, key: object) -> Quota | None:
         """Count one request; raise RateLimited when over quota. None when limiting is off."""
@@ -47,11 +52,14 @@ class RateLimiter:
         if count >= self.limit:
             raise RateLimited(reset, self.limit)
         self._windows[key] = (started, count + 1)
-        if len(self._windows) > 100_000:
+        if len(self._windows) > self.MAX_KEYS and now - self._last_cleanup >= 1.0:
             self._forget_expired(now)
         return Quota(self.limit, self.limit - count - 1, reset)
 
     def _forget_expired(self, now: float) -> None:
+        self._last_cleanup = now
         for key, (started, _count) in list(self._windows.items()):
             if now - started >= self.window:
                 del self._windows[key]
+        if len(self._windows) > self.MAX_KEYS:
+            self._windows.clear()

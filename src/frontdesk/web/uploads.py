@@ -19,6 +19,7 @@ from frontdesk.storage.blobs import BlobStore, BlobWriter, StoredBlob
 
 MAX_NAME_LENGTH = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def clean_filename(raw: str | None) -> str:
 
 
 def _content_type(declared: str | None, name: str) -> str:
-    if declared and declared != "application/octet-stream":
+    """The part's declared type if it is a plausible `type/subtype`, else one guessed."""
+    if declared and declared != "application/octet-stream" and MEDIA_TYPE.fullmatch(declared):
         return declared
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 

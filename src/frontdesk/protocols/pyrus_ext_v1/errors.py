@@ -20,7 +20,7 @@ from frontdesk.web.responses import pyrus_error
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {404: "not_found", 405: "invalid_request", 413: "too_large_request_length"}
+_HTTP_CODES = {404: "not_found", 405: "invalid_request"}
 
 
 def render_error(exc: FrontdeskError) -> Reply:

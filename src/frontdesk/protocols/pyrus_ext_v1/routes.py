@@ -10,7 +10,7 @@ from frontdesk.core import auth, calls, files, messages
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.intake import Outcome
 from frontdesk.core.users import Person
-from frontdesk.errors import Problem, TooLarge
+from frontdesk.errors import Problem, TooLarge, Unauthorized
 from frontdesk.protocols.pyrus_ext_v1.errors import render_error
 from frontdesk.protocols.pyrus_ext_v1.schemas import (
     AttachCallRecordIn,
@@ -23,7 +23,7 @@ from frontdesk.protocols.pyrus_ext_v1.schemas import (
 from frontdesk.web.bearer import bearer_token
 from frontdesk.web.downloads import file_reply, parse_file_id
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
-from frontdesk.web.json_body import Body, decode_body
+from frontdesk.web.json_body import Body, decode_body, decode_fields
 from frontdesk.web.responses import ok
 from frontdesk.web.uploads import receive_file
 
@@ -64,8 +64,15 @@ def with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
 
 
 async def authenticate(call: Call) -> ExtensionPrincipal:
-    """The calling extension; counts the request against its quota."""
-    principal = await auth.authenticate_extension(call.ctx.db, bearer_token(call))
+    """The calling extension; counts the request against its quota.
+
+    A token that is not one costs a database read: those count against the caller's address.
+    """
+    try:
+        principal = await auth.authenticate_extension(call.ctx.db, bearer_token(call))
+    except Unauthorized:
+        call.ctx.limiter.hit(("address", call.client_ip))
+        raise
     call.quota = call.ctx.limiter.hit(("extension", principal.extension_id))
     return principal
 
@@ -84,7 +91,9 @@ def json_method(
 
 
 async def _issue_token(call: Call, body: TokenIn) -> Reply:
-    call.quota = call.ctx.limiter.hit(("client", body.client_id))
+    # Counted per address: counting per client_id would let anyone who knows one (it is no
+    # secret) lock the connector out of new tokens with wrong secrets.
+    call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     ttl = call.ctx.settings.token_ttl_seconds
     issued = await call.ctx.db.write(
         auth.issue_extension_token, str(body.client_id), str(body.secret), timedelta(seconds=ttl)
@@ -95,10 +104,7 @@ async def _issue_token(call: Call, body: TokenIn) -> Reply:
 async def token(call: Call) -> Reply:
     """POST with a JSON body; GET with query parameters, as an old Pyrus page described it."""
     if call.method == "GET":
-        query = call.query()
-        body = TokenIn(client_id=query.get("client_id"), secret=query.get("secret"))
-        if not body.client_id or not body.secret:
-            decode_body(b"{}", TokenIn)  # raises the missing-parameters error
+        body = decode_fields(call.query(), TokenIn)
     else:
         body = decode_body(await call.body(MAX_JSON_BODY), TokenIn)
     return await _issue_token(call, body)
@@ -153,7 +159,7 @@ async def upload(call: Call) -> Reply:
             content_type=received.content_type,
             extension_id=principal.extension_id,
         )
-    except BaseException:
+    except Exception:  # not on cancellation: the unit may still commit (storage.sqlite)
         ctx.blobs.delete(blob.key)
         raise
     return ok({"guid": blob.key, "md5_hash": blob.md5})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 23:39:21.872230
+Create Date: 2026-11-21
 """
 
 from collections.abc import Sequence
@@ -365,7 +365,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["file_id"], ["files.id"], name=op.f("fk_attachments_file_id_files"), ondelete="CASCADE"
+            ["file_id"], ["files.id"], name=op.f("fk_attachments_file_id_files")
         ),
         sa.PrimaryKeyConstraint("comment_id", "file_id", name=op.f("pk_attachments")),
     )
