@@ -86,7 +86,7 @@ class FrontdeskApp:
     """The ASGI app: protocol endpoints are served directly, everything else by Litestar.
 
     A connector's call goes straight from the server to its endpoint: a dict lookup instead
-    of the framework's routing and middleware, which measured a tenth of `getmessage`.
+    of the framework's routing and middleware (docs/decisions.md has the figures).
     """
 
     def __init__(self, litestar: Litestar, endpoints: Sequence[Endpoint]) -> None:

@@ -8,7 +8,7 @@ with a call (/attachcallrecord), file 123 (/files/download/123), and the uploade
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,9 +84,6 @@ class DemoCredentials:
             "account_id": self.account_id,
             "agent": dict(self.agent),
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 INSERT_TASK_WITH_ID = Query(

@@ -165,14 +165,6 @@ async def add_account(
     return Account(row["id"], account_id, name or account_id, form_id, True, routing, extension_id)
 
 
-async def find_account(tx: Tx, extension_id: int, account_id: str) -> Account | None:
-    row = await tx.one(ACCOUNT, extension_id=extension_id, account_id=account_id)
-    if row is None:
-        return None
-    del row["secret_generation"]
-    return Account(**row)
-
-
 async def active_account(tx: Tx, principal: ExtensionPrincipal, account_id: str) -> Account:
     """The account messages and calls go to, or the error Pyrus answers when there is none."""
     row = await tx.one(ACCOUNT, extension_id=principal.extension_id, account_id=account_id)

@@ -1,8 +1,9 @@
 """The database as the core sees it: units of work run through `read` or `write`.
 
 A unit of work is an async function taking a `Tx` first. On PostgreSQL it runs on an asyncpg
-connection inside a transaction. On SQLite it runs on the one writer thread, inside a batch
-of units committed together (group commit), so it must await nothing but its `Tx`.
+connection inside a transaction. On SQLite it runs on the event loop inside the batch
+transaction of that loop iteration (group commit, see storage/sqlite.py), so it must await
+nothing but its `Tx`.
 """
 
 from __future__ import annotations

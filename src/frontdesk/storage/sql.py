@@ -161,9 +161,3 @@ class Tx(Protocol):
         lock being granted (so what was read before should be read again).
         """
         ...
-
-
-async def scalar(tx: Tx, query: Query, /, **params: Any) -> Any:
-    """The first column of the first row, or None."""
-    row = await tx.one(query, **params)
-    return None if row is None else next(iter(row.values()))

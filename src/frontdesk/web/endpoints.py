@@ -2,9 +2,10 @@
 
 The protocols decode and validate their own bodies (every failure must get the protocol's own
 error code) and answer JSON or a file, so a framework's per-request machinery buys them
-nothing; measured here it cost a third of the throughput of `getmessage`. An `Endpoint` is a
+nothing (measured: getmessage on SQLite 2,505 -> 3,552 req/s without it). An `Endpoint` is a
 path, its methods, an async handler `(Call) -> Reply`, and the protocol's error renderer;
-`asgi_app` serves it. Litestar still routes to it (and serves the UI and the rest).
+`asgi_app` serves it; `app.FrontdeskApp` dispatches to it before Litestar, which serves the
+rest (health, docs, later the UI).
 """
 
 from __future__ import annotations

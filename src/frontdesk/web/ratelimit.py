@@ -30,8 +30,8 @@ class Quota:
 class RateLimiter:
     """A fixed window per key, starting at the key's first request."""
 
-    #: keys kept at the most; past it expired windows are dropped (at most once a second),
-    #: and if that is not enough (keys chosen by an attacker) all counts start afresh
+    #: keys kept at the most; past it expired windows are dropped, and if that is not enough
+    #: (keys chosen by an attacker) all counts start afresh
     MAX_KEYS = 100_000
 
     def __init__(self, limit: int, window_seconds: float) -> None:
@@ -52,14 +52,20 @@ class RateLimiter:
         if count >= self.limit:
             raise RateLimited(reset, self.limit)
         self._windows[key] = (started, count + 1)
-        if len(self._windows) > self.MAX_KEYS and now - self._last_cleanup >= 1.0:
-            self._forget_expired(now)
+        if len(self._windows) > self.MAX_KEYS:
+            self._make_room(now)
         return Quota(self.limit, self.limit - count - 1, reset)
 
-    def _forget_expired(self, now: float) -> None:
-        self._last_cleanup = now
-        for key, (started, _count) in list(self._windows.items()):
-            if now - started >= self.window:
-                del self._windows[key]
+    def _make_room(self, now: float) -> None:
+        """Drop expired windows (a scan, at most once a second); if still full, drop all.
+
+        Clearing costs as much as MAX_KEYS new keys took to make, so the work stays
+        proportional to the requests even when an attacker picks the keys.
+        """
+        if now - self._last_cleanup >= 1.0:
+            self._last_cleanup = now
+            for key, (started, _count) in list(self._windows.items()):
+                if now - started >= self.window:
+                    del self._windows[key]
         if len(self._windows) > self.MAX_KEYS:
             self._windows.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontdesk.errors import FrontdeskError, RateLimited
+from frontdesk.errors import Busy, FrontdeskError, RateLimited
 from frontdesk.web.endpoints import Reply
 from frontdesk.web.ratelimit import Quota
 
@@ -30,4 +30,6 @@ def pyrus_error(exc: FrontdeskError) -> Reply:
             "Retry-After": str(exc.retry_after),
             **Quota(exc.limit, 0, exc.retry_after).headers(),
         }
+    elif isinstance(exc, Busy):
+        headers = {"Retry-After": str(exc.retry_after)}
     return Reply({"error_code": exc.code, "error": exc.message}, exc.status, headers)

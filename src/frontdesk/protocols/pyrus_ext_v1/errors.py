@@ -1,7 +1,8 @@
 """How the Extensions API v1 answers an error: {"error_code", "error"} with its HTTP status.
 
 `render_error` serves the endpoints; the handlers below answer the same way for what the
-framework refuses before any endpoint runs (an unknown path, a wrong method).
+framework refuses before any endpoint runs (an unknown path, a wrong method on a
+Litestar-served path) and for anything that escapes it.
 """
 
 from __future__ import annotations
