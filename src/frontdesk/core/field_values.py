@@ -58,7 +58,8 @@ def _datetime(value: str) -> str | None:
         moment = moment.astimezone(UTC)
     except OverflowError:  # "0001-01-01T00:00+01:00" is before year 1 in UTC
         return None
-    # Pyrus' format (YYYY-MM-DDTHH:MM:SSZ), spelled with isoformat: strftime writes year 999 as "999", not "0999"
+    # Pyrus' format (YYYY-MM-DDTHH:MM:SSZ), spelled with isoformat: strftime would write
+    # the year 999 as "999", not "0999"
     return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
