@@ -97,9 +97,18 @@ async def test_expired_token(client):
     assert response.json()["error_code"] == "expired_token"
 
 
-async def test_token_lifetime_is_configurable(client):
+async def test_token_lifetime_is_configurable(client, settings):
     connector = await make_connector(client)
+    credentials = {"client_id": connector.client_id, "secret": connector.secret}
+    default = await client.post("/v1/token", json=credentials)
+    assert default.json()["expires_in"] == 24 * 3600
+    client.app.state.ctx.settings = settings.model_copy(update={"token_ttl_seconds": 1})
+    short = await client.post("/v1/token", json=credentials)
+    assert short.json()["expires_in"] == 1
+    await asyncio.sleep(1.1)
     response = await client.post(
-        "/v1/token", json={"client_id": connector.client_id, "secret": connector.secret}
+        "/v1/getmessage",
+        headers={"Authorization": f"Bearer {short.json()['access_token']}"},
+        json={"account_id": "acc-1", "channel_id": "c1", "message_text": "hi"},
     )
-    assert response.json()["expires_in"] == 24 * 3600
+    assert response.json()["error_code"] == "expired_token"
