@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from factories import (
@@ -11,6 +13,7 @@ from factories import (
     comments_of,
     make_connector,
     set_enabled,
+    task_of,
     upload,
     values_of,
 )
@@ -405,3 +408,15 @@ async def test_malformed_json_and_empty_body(client):
     empty = await client.post("/v1/comment", headers=headers, content=b"")
     assert empty.status_code == 400
     assert empty.json()["error_code"] == "empty_body"
+
+
+async def test_a_comment_marks_its_task_as_just_active(client):
+    """tasks.updated_at (the inbox order) follows the newest comment (a database trigger)."""
+    connector = await make_connector(client)
+    task_id = await new_task(client, connector, text="first")
+    before = (await task_of(client, task_id))["updated_at"]
+    await asyncio.sleep(0.01)
+    response = await post_comment(client, connector, task_id, comment_text="later")
+    assert response.status_code == 200
+    after = (await task_of(client, task_id))["updated_at"]
+    assert after > before

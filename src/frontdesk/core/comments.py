@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import files
-from frontdesk.core import tasks as task_store
 from frontdesk.core.clock import utcnow
 from frontdesk.core.html import sanitize, to_text
 from frontdesk.storage.sql import Query, Tx
@@ -70,10 +69,10 @@ INSERT_COMMENT = Query(
 )
 
 
-async def add_comment(tx: Tx, new: NewComment, *, touch_task: bool = True) -> int:
-    """Write the comment with its attachments and mark the task as just active.
+async def add_comment(tx: Tx, new: NewComment) -> int:
+    """Write the comment with its attachments.
 
-    (`touch_task=False` for a task created in the same unit: it is as new as it gets.)
+    The database marks the task as just active (trigger comments_touch_task, migration 0002).
     """
     row = await tx.one(
         INSERT_COMMENT,
@@ -91,8 +90,6 @@ async def add_comment(tx: Tx, new: NewComment, *, touch_task: bool = True) -> in
     assert row is not None
     comment_id = int(row["id"])
     await files.attach(tx, comment_id, new.file_ids)
-    if touch_task:
-        await task_store.touch(tx, new.task_id)
     return comment_id
 
 

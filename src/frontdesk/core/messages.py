@@ -176,6 +176,5 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
             message_type=message_type,
             file_ids=file_ids,
         ),
-        touch_task=not routed.is_new_task,
     )
     return Outcome(routed.task_id, routed.is_new_task, routed.responsible, mapped.problems)

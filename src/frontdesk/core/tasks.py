@@ -46,7 +46,6 @@ TASK_BY_ID = Query(
         tasks.c.closed_at,
     ).where(tasks.c.id == p("id"))
 )
-TOUCH = Query(sa.update(tasks).where(tasks.c.id == p("id")).values(updated_at=p("now")))
 REOPEN = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(closed_at=None, updated_at=p("now"))
 )
@@ -105,10 +104,6 @@ async def create_task(
 async def get_task(tx: Tx, task_id: int) -> TaskRef | None:
     row = await tx.one(TASK_BY_ID, id=task_id)
     return None if row is None else TaskRef(**row)
-
-
-async def touch(tx: Tx, task_id: int) -> None:
-    await tx.run(TOUCH, id=task_id, now=utcnow())
 
 
 async def reopen(tx: Tx, task_id: int) -> None:

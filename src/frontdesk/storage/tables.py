@@ -153,6 +153,7 @@ channels = sa.Table(
     sa.Index(None, "account_ref", "kind", "key"),
 )
 
+# A new comment sets its task's updated_at: trigger comments_touch_task (migration 0002).
 comments = sa.Table(
     "comments",
     metadata,
