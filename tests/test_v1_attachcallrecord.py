@@ -361,14 +361,3 @@ async def test_wrong_types_and_lengths_are_validation_error(client, extra):
     assert response.status_code == 400
     assert response.json()["error_code"] == "validation_error"
     assert (await calls_of(client))[0]["record_file_id"] is None
-
-
-async def test_malformed_json_and_empty_body(client):
-    connector = await make_connector(client)
-    headers = {**connector.headers, "Content-Type": "application/json"}
-    malformed = await client.post("/v1/attachcallrecord", headers=headers, content=b"{,}")
-    assert malformed.status_code == 400
-    assert malformed.json()["error_code"] == "invalid_request"
-    empty = await client.post("/v1/attachcallrecord", headers=headers, content=b" ")
-    assert empty.status_code == 400
-    assert empty.json()["error_code"] == "empty_body"

@@ -400,17 +400,6 @@ async def test_longest_accepted_values(client):
     assert stored["from_number"] == "7" * 100
 
 
-async def test_malformed_json_and_empty_body(client):
-    connector = await make_connector(client)
-    headers = {**connector.headers, "Content-Type": "application/json"}
-    malformed = await client.post("/v1/call", headers=headers, content=b'{"account_id": acc}')
-    assert malformed.status_code == 400
-    assert malformed.json()["error_code"] == "invalid_request"
-    empty = await client.post("/v1/call", headers=headers, content=b"")
-    assert empty.status_code == 400
-    assert empty.json()["error_code"] == "empty_body"
-
-
 async def test_no_nulls_in_answers(client):
     connector = await make_connector(client)
     await make_agent(client, work_phone=None)

@@ -142,3 +142,26 @@ async def test_nul_characters_are_refused_not_a_500(client):
         content=b'{"account_id": "acc-1", "channel_id": "c1", "message_text": "a\\\\u0000b"}',
     )
     assert literal.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method", ["token", "task", "comment", "getmessage", "call", "attachcallrecord"]
+)
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"account_id": acc}', "invalid_request"),
+        (b"{'task_id': 1}", "invalid_request"),
+        (b"{,}", "invalid_request"),
+        (b'{"account_id": "acc-1", "text": ', "invalid_request"),
+        (b"", "empty_body"),
+        (b" ", "empty_body"),
+        (b"  \n", "empty_body"),
+    ],
+)
+async def test_every_json_method_refuses_malformed_and_empty_bodies(client, method, body, code):
+    connector = await make_connector(client)
+    headers = {**connector.headers, "Content-Type": "application/json"}
+    response = await client.post(f"/v1/{method}", headers=headers, content=body)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == code

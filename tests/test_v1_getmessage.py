@@ -454,17 +454,6 @@ async def test_wrong_types_are_validation_error(client, extra):
     assert await tasks_of(client) == []
 
 
-async def test_malformed_json_and_empty_body(client):
-    connector = await make_connector(client)
-    headers = {**connector.headers, "Content-Type": "application/json"}
-    malformed = await client.post("/v1/getmessage", headers=headers, content=b'{"account_id"}')
-    assert malformed.status_code == 400
-    assert malformed.json()["error_code"] == "invalid_request"
-    empty = await client.post("/v1/getmessage", headers=headers, content=b"")
-    assert empty.status_code == 400
-    assert empty.json()["error_code"] == "empty_body"
-
-
 async def test_no_nulls_in_answers(client):
     connector = await make_connector(client)
     for extra in ({}, {"message_type": "Skype", "mappings": [{"code": "X", "value": "y"}]}):
