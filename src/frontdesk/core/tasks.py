@@ -66,11 +66,6 @@ UPSERT_VALUE = Query(
         sa.bindparam("value", type_=sa.Text),
     )
 )
-VALUES_OF_TASK = Query(
-    sa.select(task_values.c.field_id, task_values.c.value).where(
-        task_values.c.task_id == p("task_id")
-    )
-)
 
 
 def subject_from(text: str) -> str | None:
@@ -121,10 +116,6 @@ async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:
 async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
     rows = [{"task_id": task_id, "field_id": f, "value": v} for f, v in values.items()]
     await tx.run_many(UPSERT_VALUE, rows)
-
-
-async def values_of(tx: Tx, task_id: int) -> dict[int, str]:
-    return {row["field_id"]: row["value"] for row in await tx.all(VALUES_OF_TASK, task_id=task_id)}
 
 
 async def responsible_of(tx: Tx, task_id: int) -> Person | None:
