@@ -11,7 +11,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.users import Person, get_person
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import task_values, tasks
+from frontdesk.storage.tables import tasks
 
 SUBJECT_LENGTH = 200
 
