@@ -101,6 +101,32 @@ async def make_agent(
     )
 
 
+@dataclass
+class Agent:
+    """A user with an API v4 token."""
+
+    user_id: int
+    email: str
+    security_key: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_v4_agent(
+    client: Any, *, email: str = "agent@example.com", work_phone: str | None = "200"
+) -> Agent:
+    """An agent signed in through POST /v4/auth, as a v4 client would be."""
+    new = await make_agent(client, email=email, work_phone=work_phone)
+    response = await client.post(
+        "/v4/auth", json={"login": new.email, "security_key": new.security_key}
+    )
+    assert response.status_code == 200, response.text
+    return Agent(new.user_id, new.email, new.security_key, response.json()["access_token"])
+
+
 async def upload(
     client: Any,
     connector: Connector,

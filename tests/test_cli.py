@@ -173,3 +173,16 @@ def test_python_dash_m_frontdesk():
     assert result.returncode == 0
     for command in ("serve", "migrate", "demo", "user", "form", "extension", "account"):
         assert command in result.stdout
+
+
+def test_user_rotate_key_prints_a_new_key(cli):
+    args = ("user", "add", "--email", "r@b.c", "--first-name", "R", "--last-name", "B", "--json")
+    created = _json(cli(*args)[1])
+    code, out, _ = cli("user", "rotate-key", str(created["user_id"]), "--json")
+    assert code == 0
+    rotated = _json(out)
+    assert rotated["user_id"] == created["user_id"]
+    assert len(rotated["security_key"]) >= 24
+    assert rotated["security_key"] != created["security_key"]
+    code, out, err = cli("user", "rotate-key", "999999")
+    assert code == 1 and out == "" and "No user 999999" in err

@@ -16,6 +16,7 @@ from frontdesk import __version__
 from frontdesk.core.maintenance import sweep
 from frontdesk.protocols.pyrus_ext_v1.errors import EXCEPTION_HANDLERS
 from frontdesk.protocols.pyrus_ext_v1.routes import ENDPOINTS as PYRUS_EXT_V1
+from frontdesk.protocols.pyrus_v4.routes import ENDPOINTS as PYRUS_V4
 from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import open_database
@@ -23,10 +24,11 @@ from frontdesk.web import openapi, ops
 from frontdesk.web.context import AppContext
 from frontdesk.web.endpoints import ASGIApp, Endpoint, Receive, Scope, Send, asgi_app
 from frontdesk.web.ratelimit import RateLimiter
+from frontdesk.web.router import Router
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1,)
+ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4)
 
 
 async def _maintain(ctx: AppContext) -> None:
@@ -92,28 +94,21 @@ class FrontdeskApp:
     def __init__(self, litestar: Litestar, endpoints: Sequence[Endpoint]) -> None:
         self.litestar = litestar
         self.state = litestar.state
-        self._exact: dict[str, ASGIApp] = {}
-        self._prefixed: list[tuple[str, str, ASGIApp]] = []
-        for endpoint in endpoints:
-            prefix, brace, param = endpoint.path.partition("{")
-            if brace:  # "/v1/files/download/{file_id}": the rest of the path is the parameter
-                self._prefixed.append((prefix, param.split(":")[0].rstrip("}"), asgi_app(endpoint)))
-            else:
-                self._exact[endpoint.path] = asgi_app(endpoint)
+        paths = [endpoint.path for endpoint in endpoints]
+        assert len(paths) == len(set(paths)), "one Endpoint per path; it may take several methods"
+        self._router = Router((endpoint.path, asgi_app(endpoint)) for endpoint in endpoints)
 
     def lifespan(self) -> AbstractAsyncContextManager[None]:
         return self.litestar.lifespan()
 
     def _endpoint_for(self, scope: Scope) -> ASGIApp | None:
-        path: str = scope["path"]
-        found = self._exact.get(path)
-        if found is not None:
-            return found
-        for prefix, name, serve in self._prefixed:
-            if path.startswith(prefix):
-                scope["path_params"] = {name: path[len(prefix) :]}
-                return serve
-        return None
+        found = self._router.match(scope["path"])
+        if found is None:
+            return None
+        serve, params = found
+        if params:
+            scope["path_params"] = params
+        return serve
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         serve = self._endpoint_for(scope) if scope["type"] == "http" else None

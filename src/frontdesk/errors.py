@@ -2,6 +2,7 @@
 
     FrontdeskError(code, message)      status from STATUS_BY_CODE, 400 when unlisted
      ├── Unauthorized                  401: credentials and tokens
+     ├── Forbidden                     403: access_denied_* (API v4 access rules)
      ├── NotFound                      404: a file or page that is not there (or not yours)
      ├── TooLarge                      413: an upload over the cap
      ├── RateLimited                   429: over quota, carries retry_after seconds
@@ -32,6 +33,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "server_error": 500,
 }
 
+
+def _status_of(code: str) -> int:
+    """Listed codes as listed; `access_denied_*` is 403 (Pyrus' grouping); the rest 400."""
+    found = STATUS_BY_CODE.get(code)
+    if found is not None:
+        return found
+    return 403 if code.startswith("access_denied") else 400
+
+
 #: Pyrus caps the `error` text at 300 characters.
 MAX_MESSAGE_LENGTH = 300
 
@@ -60,7 +70,7 @@ class FrontdeskError(Exception):
         super().__init__(message)
         self.code = code
         self.message = _clip(message)
-        self.status = status or STATUS_BY_CODE.get(code, 400)
+        self.status = status or _status_of(code)
 
     @property
     def problem(self) -> Problem:
@@ -70,6 +80,11 @@ class FrontdeskError(Exception):
 class Unauthorized(FrontdeskError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(code, message, 401)
+
+
+class Forbidden(FrontdeskError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, 403)
 
 
 class NotFound(FrontdeskError):

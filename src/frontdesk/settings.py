@@ -28,7 +28,11 @@ class Settings(BaseSettings):
     #: where file bytes are kept; defaults to <data_dir>/files
     files_dir: Path | None = None
 
-    #: lifetime of access tokens issued by /v1/token
+    #: the address clients reach this server at (https://desk.example.com), for the URLs it
+    #: hands out (v4 auth's api_url and files_url); empty: taken from each request's Host
+    public_url: str = ""
+
+    #: lifetime of access tokens issued by /v1/token and /v4/auth
     token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     #: requests allowed per extension (or user) per window; 0 switches limiting off
     rate_limit_requests: int = Field(default=5000, ge=0)

@@ -50,6 +50,12 @@ def _register_users(commands: Any) -> None:
     add.add_argument("--password", help="for the web UI")
     _json_flag(add)
     add.set_defaults(handler=user_add)
+    rotate = user.add_parser(
+        "rotate-key", help="a new API v4 security key; tokens issued with the old one stop working"
+    )
+    rotate.add_argument("user_id", type=int, metavar="ID")
+    _json_flag(rotate)
+    rotate.set_defaults(handler=user_rotate_key)
 
 
 async def user_add(args: argparse.Namespace) -> None:
@@ -62,6 +68,11 @@ async def user_add(args: argparse.Namespace) -> None:
         password=args.password,
     )
     emit({"user_id": new.user_id, "email": new.email, "security_key": new.security_key}, args.json)
+
+
+async def user_rotate_key(args: argparse.Namespace) -> None:
+    key = await write(users.rotate_security_key, args.user_id)
+    emit({"user_id": args.user_id, "security_key": key}, args.json)
 
 
 def _register_forms(commands: Any) -> None:

@@ -1,7 +1,9 @@
 """Access tokens: issued for a credential pair, checked on every call.
 
-A token is random and stored only as its SHA-256. It records the credential generation it was
-issued under (the extension's secret generation); a newer generation revokes it.
+A token is random and stored only as its SHA-256. It belongs to an extension (Extensions API
+v1: client_id + secret) or to a user (API v4: login + security key), and records the credential
+generation it was issued under (the extension's secret generation, the user's key
+generation); a newer generation revokes it.
 
 A token's row never changes once written, so each process remembers the rows it has looked
 up (in the database's memo) and a known token costs no query. Whether the token was revoked
@@ -11,8 +13,10 @@ work that does the call's work (`ensure_current`, `extensions.active_account`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
@@ -22,7 +26,7 @@ from frontdesk.core.credentials import new_secret, same, token_hash
 from frontdesk.errors import Unauthorized
 from frontdesk.storage.database import Database
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import access_tokens, extensions
+from frontdesk.storage.tables import access_tokens, extensions, users
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ class ExtensionPrincipal:
     """The extension a request was authenticated as, and the token's own facts."""
 
     extension_id: int
+    generation: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class UserPrincipal:
+    """The user a v4 request was authenticated as, and the token's own facts."""
+
+    user_id: int
     generation: int
     expires_at: datetime
 
@@ -62,6 +75,17 @@ EXTENSION_TOKEN = Query(
         access_tokens.c.token_hash == p("token_hash"), access_tokens.c.extension_id.is_not(None)
     )
 )
+USER_BY_LOGIN = Query(
+    sa.select(users.c.id, users.c.security_key_hash, users.c.key_generation).where(
+        users.c.email == p("email")
+    )
+)
+USER_TOKEN = Query(
+    sa.select(
+        access_tokens.c.user_id, access_tokens.c.generation, access_tokens.c.expires_at
+    ).where(access_tokens.c.token_hash == p("token_hash"), access_tokens.c.user_id.is_not(None))
+)
+USER_GENERATION = Query(sa.select(users.c.key_generation).where(users.c.id == p("id")))
 EXTENSION_GENERATION = Query(
     sa.select(extensions.c.secret_generation).where(extensions.c.id == p("id"))
 )
@@ -113,18 +137,27 @@ async def ensure_current(tx: Tx, principal: ExtensionPrincipal) -> None:
     check_generation(principal, row["secret_generation"])
 
 
-async def _token_row(tx: Tx, digest: str) -> ExtensionPrincipal | None:
+async def _extension_token(tx: Tx, digest: str) -> ExtensionPrincipal | None:
     row = await tx.one(EXTENSION_TOKEN, token_hash=digest)
     return None if row is None else ExtensionPrincipal(**row)
 
 
-async def authenticate_extension(db: Database, token: str) -> ExtensionPrincipal:
-    """The extension a bearer token belongs to, if the token exists and is in date."""
+async def _user_token(tx: Tx, digest: str) -> UserPrincipal | None:
+    row = await tx.one(USER_TOKEN, token_hash=digest)
+    return None if row is None else UserPrincipal(**row)
+
+
+P = TypeVar("P", ExtensionPrincipal, UserPrincipal)
+
+
+async def _authenticate(
+    db: Database, token: str, kind: str, read: Callable[[Tx, str], Awaitable[P | None]]
+) -> P:
     # keyed by the token itself: a known token then costs no hashing either
-    known: dict[str, ExtensionPrincipal] = db.memo.setdefault("extension_tokens", {})
+    known: dict[str, P] = db.memo.setdefault(f"{kind}_tokens", {})
     principal = known.get(token)
     if principal is None:
-        principal = await db.read(_token_row, token_hash(token))
+        principal = await db.read(read, token_hash(token))
         if principal is None:
             raise Unauthorized("invalid_token", "The access token is not valid")
         if len(known) >= TOKEN_MEMO_LIMIT:
@@ -133,6 +166,44 @@ async def authenticate_extension(db: Database, token: str) -> ExtensionPrincipal
     if principal.expires_at <= utcnow():
         raise Unauthorized("expired_token", "The token has expired; request a new one")
     return principal
+
+
+async def authenticate_extension(db: Database, token: str) -> ExtensionPrincipal:
+    """The extension a bearer token belongs to, if the token exists and is in date."""
+    return await _authenticate(db, token, "extension", _extension_token)
+
+
+# --- users (API v4) ---------------------------------------------------------------------
+
+
+async def issue_user_token(
+    tx: Tx, login: str, security_key: str, ttl: timedelta, person_id: int | None = None
+) -> IssuedToken:
+    """A token for the user whose e-mail is `login`; `person_id`, when sent, must be theirs."""
+    row = await tx.one(USER_BY_LOGIN, email=login.strip().lower())
+    # hash and compare even for an unknown login: the answer takes as long either way
+    presented = token_hash(security_key)
+    if (
+        row is None
+        or not same(row["security_key_hash"], presented)
+        or (person_id is not None and person_id != row["id"])
+    ):
+        raise Unauthorized("invalid_credentials", "Invalid login/security key")
+    return await _insert_token(tx, ttl, row["key_generation"], user_id=row["id"])
+
+
+async def authenticate_user(db: Database, token: str) -> UserPrincipal:
+    """The user a bearer token belongs to, if the token exists and is in date."""
+    return await _authenticate(db, token, "user", _user_token)
+
+
+async def ensure_current_user(tx: Tx, principal: UserPrincipal) -> None:
+    """The token was not revoked by a new security key (read fresh, in the caller's unit)."""
+    row = await tx.one(USER_GENERATION, id=principal.user_id)
+    if row is None:
+        raise Unauthorized("invalid_token", "The access token is not valid")
+    if principal.generation < row["key_generation"]:
+        raise Unauthorized("revoked_token", "The token was revoked; request a new one")
 
 
 async def delete_expired_tokens(tx: Tx, older_than: timedelta) -> int:

@@ -111,3 +111,18 @@ async def find_by_work_phone(tx: Tx, number: str | None) -> Person | None:
         return None
     row = await tx.one(USER_BY_PHONE, digits=digits)
     return None if row is None else _person(row)
+
+
+ROTATE_KEY = Query(
+    sa.update(users)
+    .where(users.c.id == p("id"))
+    .values(security_key_hash=p("key_hash"), key_generation=users.c.key_generation + 1)
+)
+
+
+async def rotate_security_key(tx: Tx, user_id: int) -> str:
+    """A new API v4 security key; every token issued with the old one is revoked."""
+    key = new_secret(24)
+    if not await tx.run(ROTATE_KEY, id=user_id, key_hash=token_hash(key)):
+        raise NotFound(f"No user {user_id}")
+    return key

@@ -219,7 +219,7 @@ ENDPOINTS = (
     ),
     _endpoint("/files/upload", upload, "Upload one file (multipart/form-data)"),
     _endpoint(
-        "/files/download/{file_id:str}",
+        "/files/download/{file_id:path}",
         download,
         "Download a file by its numeric id",
         methods=("GET",),

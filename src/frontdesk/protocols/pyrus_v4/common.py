@@ -1,0 +1,84 @@
+"""What every API v4 method shares: the user behind the bearer token, bodies, the endpoint table.
+
+Errors are rendered as in the Extensions API (`{"error_code", "error"}` with Pyrus' statuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from frontdesk.core import auth
+from frontdesk.core.auth import UserPrincipal
+from frontdesk.errors import Unauthorized
+from frontdesk.web.bearer import bearer_token
+from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
+from frontdesk.web.json_body import Body, decode_body
+from frontdesk.web.responses import pyrus_error
+
+B = TypeVar("B", bound=Body)
+#: JSON bodies are small (10,000-character comments, field updates); far larger is refused
+MAX_JSON_BODY = 4 * 1024 * 1024
+TAGS = ("Pyrus API v4",)
+
+
+def render_error(exc: Any) -> Reply:
+    return pyrus_error(exc)
+
+
+def base_url(call: Call) -> str:
+    """Where the client reached us, for the URLs we hand out (no trailing slash)."""
+    configured = call.ctx.settings.public_url.rstrip("/")
+    if configured:
+        return configured
+    host = call.header(b"host") or "127.0.0.1"
+    return f"{call.scope.get('scheme', 'http')}://{host}"
+
+
+async def authenticate(call: Call) -> UserPrincipal:
+    """The calling user; counts the request against their quota (Pyrus: per user).
+
+    A token that is not one costs a database read: those count against the caller's address.
+    Revocation (a new security key) is checked by `auth.ensure_current_user`, in the unit of
+    work that does the call's work.
+    """
+    try:
+        principal = await auth.authenticate_user(call.ctx.db, bearer_token(call))
+    except Unauthorized:
+        call.ctx.limiter.hit(("address", call.client_ip))
+        raise
+    call.quota = call.ctx.limiter.hit(("user", principal.user_id))
+    return principal
+
+
+def user_method(run: Callable[[Call, UserPrincipal], Awaitable[Reply]]) -> Handler:
+    """An authenticated method without a body (GET)."""
+
+    async def handle(call: Call) -> Reply:
+        return await run(call, await authenticate(call))
+
+    return handle
+
+
+def json_method(
+    body_type: type[B], run: Callable[[Call, UserPrincipal, B], Awaitable[Reply]]
+) -> Handler:
+    """An authenticated method taking a JSON body."""
+
+    async def handle(call: Call) -> Reply:
+        principal = await authenticate(call)
+        body = decode_body(await call.body(MAX_JSON_BODY), body_type)
+        return await run(call, principal, body)
+
+    return handle
+
+
+def endpoint(
+    path: str,
+    handler: Handler,
+    summary: str,
+    body: type[Any] | None = None,
+    methods: Sequence[str] = ("POST",),
+) -> Endpoint:
+    """`path` is the whole path: v4 serves some routes outside /v4 (/services/attachment)."""
+    return Endpoint(path, tuple(methods), handler, render_error, summary, body, TAGS)
