@@ -73,6 +73,17 @@ form_fields = sa.Table(
     sa.UniqueConstraint("form_id", "code"),
 )
 
+# Who may see a form's tasks (API v4 access rules): a form that lists no members is open to
+# every agent; one that does is open to its members and to a task's author and responsible.
+form_members = sa.Table(
+    "form_members",
+    metadata,
+    _ref("form_id", "forms.id", cascade=True),
+    _ref("user_id", "users.id", cascade=True),
+    sa.PrimaryKeyConstraint("form_id", "user_id"),
+    sa.Index(None, "user_id"),
+)
+
 extensions = sa.Table(
     "extensions",
     metadata,
@@ -169,6 +180,12 @@ comments = sa.Table(
     sa.Column("html", sa.Text()),
     sa.Column("message_type", sa.String(100)),
     sa.Column("send_to_external_channel", sa.Boolean(), nullable=False),
+    #: what the comment did to its task (API v4): finished | reopened
+    sa.Column("action", sa.String(20)),
+    #: a snapshot of what else it changed, as API v4 shows it: {"reassigned_to": user id,
+    #: "field_updates": [{"id", "code", "name", "type", "value"}...]} (no foreign key: history
+    #: stays as it was written)
+    sa.Column("changes", sa.JSON()),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index(None, "task_id", "id"),
 )
