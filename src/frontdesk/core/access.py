@@ -1,0 +1,90 @@
+"""Who may see what through API v4 (and later the agent UI).
+
+Every user is an agent. A form that lists no members (`form_members`) is open to every agent;
+a form that lists members is open to them, and each of its tasks also to the task's author
+and responsible person. A task without a form (a simple task) is open to every agent.
+Refusals are Pyrus' `access_denied_form` / `access_denied_task` (403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.errors import Forbidden
+from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.tables import form_members, forms
+
+#: forms the user may see: those without members, and those listing the user
+VISIBLE_FORMS = Query(
+    sa.select(forms.c.id)
+    .where(
+        sa.or_(
+            ~sa.exists().where(form_members.c.form_id == forms.c.id),
+            sa.exists().where(
+                form_members.c.form_id == forms.c.id, form_members.c.user_id == p("user_id")
+            ),
+        )
+    )
+    .order_by(forms.c.id)
+)
+FORM_OPEN_TO = Query(
+    sa.select(
+        sa.exists().where(form_members.c.form_id == p("form_id")).label("restricted"),
+        sa.exists()
+        .where(form_members.c.form_id == p("form_id"), form_members.c.user_id == p("user_id"))
+        .label("member"),
+    )
+)
+ADD_MEMBER = Query(sa.insert(form_members).values(form_id=p("form_id"), user_id=p("user_id")))
+
+
+async def visible_form_ids(tx: Tx, user_id: int) -> list[int]:
+    return [row["id"] for row in await tx.all(VISIBLE_FORMS, user_id=user_id)]
+
+
+async def may_see_form(tx: Tx, user_id: int, form_id: int) -> bool:
+    row = await tx.one(FORM_OPEN_TO, form_id=form_id, user_id=user_id)
+    assert row is not None
+    return not row["restricted"] or bool(row["member"])
+
+
+async def check_form(tx: Tx, user_id: int, form_id: int) -> None:
+    if not await may_see_form(tx, user_id, form_id):
+        raise Forbidden("access_denied_form", f"You have no access to form {form_id}")
+
+
+async def may_see_task(
+    tx: Tx,
+    user_id: int,
+    *,
+    form_id: int | None,
+    author_id: int | None,
+    responsible_id: int | None,
+) -> bool:
+    if form_id is None or user_id in (author_id, responsible_id):
+        return True
+    return await may_see_form(tx, user_id, form_id)
+
+
+async def check_task(
+    tx: Tx,
+    user_id: int,
+    task_id: int,
+    *,
+    form_id: int | None,
+    author_id: int | None,
+    responsible_id: int | None,
+) -> None:
+    visible = await may_see_task(
+        tx, user_id, form_id=form_id, author_id=author_id, responsible_id=responsible_id
+    )
+    if not visible:
+        raise Forbidden("access_denied_task", f"You have no access to task {task_id}")
+
+
+async def add_form_members(tx: Tx, form_id: int, user_ids: Sequence[int]) -> None:
+    """Restrict a form to these users (and add more to a restricted form)."""
+    await tx.run_many(ADD_MEMBER, [{"form_id": form_id, "user_id": uid} for uid in user_ids])
