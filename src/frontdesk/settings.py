@@ -50,6 +50,24 @@ class Settings(BaseSettings):
     #: PostgreSQL connections per process
     pg_pool_size: int = Field(default=8, gt=0)
 
+    #: outbound webhooks (frontdesk.delivery): seconds before each retry; attempts = len + 1.
+    #: Pyrus retries after 61 s and 122 s (spec.md §3.3)
+    delivery_retry_delays: tuple[float, ...] = (61.0, 122.0)
+    delivery_connect_timeout: float = Field(default=5.0, gt=0)
+    #: Pyrus gives a webhook receiver 60 s to answer
+    delivery_read_timeout: float = Field(default=60.0, gt=0)
+    #: webhooks in flight per worker process (one per channel at a time)
+    delivery_concurrency: int = Field(default=64, gt=0)
+    #: how often an idle worker looks for due deliveries
+    delivery_poll_seconds: float = Field(default=0.25, gt=0)
+    #: send to private, loopback and link-local addresses (off: no SSRF through a webhook
+    #: URL; on for local connector development and tests)
+    delivery_allow_private: bool = False
+    #: run the delivery worker inside `frontdesk serve` (off when `frontdesk worker` runs)
+    delivery_in_process: bool = True
+    #: GET /pulse to every extension with a URL this often (0: never)
+    pulse_interval_seconds: float = Field(default=60.0, ge=0)
+
     log_level: str = "INFO"
 
     @field_validator("sqlite_synchronous")

@@ -96,6 +96,9 @@ extensions = sa.Table(
     sa.Column("secret_generation", sa.Integer(), nullable=False),
     sa.Column("base_url", sa.String(2000)),
     sa.Column("created_at", Timestamp, nullable=False),
+    # the last GET /pulse probe: when, and "ok" or what went wrong
+    sa.Column("pulse_at", Timestamp),
+    sa.Column("pulse_result", sa.String(300)),
 )
 
 extension_accounts = sa.Table(
@@ -231,4 +234,53 @@ calls = sa.Table(
     sa.UniqueConstraint("account_ref", "external_id"),
     sa.Index(None, "account_ref", "from_number", "to_number"),
     sa.Index(None, "task_id"),
+)
+
+
+# The transactional outbox: a webhook is a row written in the same transaction as the change
+# that causes it; the delivery worker sends it (docs/decisions.md, "Outbound delivery").
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    _id(),
+    #: sent with every attempt, so a receiver can drop repeats (at-least-once delivery)
+    sa.Column("delivery_id", sa.String(36), nullable=False, unique=True),
+    #: sendmessage | toggle | planfix_message ...
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    # the exact bytes to send, as text (JSON or form-urlencoded, both ASCII-safe or UTF-8)
+    sa.Column("body", sa.Text(), nullable=False),
+    #: signs the body with this extension's secret at send time (None: not signed)
+    _ref("extension_id", "extensions.id", nullable=True, cascade=True),
+    #: deliveries with one key go out one at a time, in id order (one channel, one account)
+    sa.Column("ordering_key", sa.String(200), nullable=False),
+    #: pending | sending | sent | dead
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    #: a sending row whose lease ran out belongs to a worker that died: it is sent again
+    sa.Column("lease_until", Timestamp),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "ordering_key", "id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    _id(),
+    _ref("delivery_ref", "deliveries.id", cascade=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("latency_ms", sa.Integer(), nullable=False),
+    #: the HTTP status, None when no answer came (timeout, refused, guard)
+    sa.Column("status_code", sa.Integer()),
+    sa.Column("error", sa.String(500)),
+    #: the first bytes of the answer, for `deliveries show`
+    sa.Column("response_excerpt", sa.Text()),
+    sa.Index(None, "delivery_ref", "attempt"),
 )

@@ -1,0 +1,144 @@
+"""Every HTTP request Frontdesk makes goes through here.
+
+One aiohttp session per process (measured: 10k deliveries/s at 64 in flight against httpx's
+0.4k, performance.md). This module owns what every outbound call must have: connect and read
+timeouts, our User-Agent, no redirects followed, a cap on how much of an answer is read, and a
+guard that refuses private, loopback, link-local and other non-public addresses (no SSRF
+through a URL an extension or a chat provider gave us) unless configuration allows them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+USER_AGENT = "Pyrus-Extensions-1"
+#: how much of an answer is kept (authorize replies are small; the rest is for the log)
+RESPONSE_CAP = 64 * 1024
+
+
+class OutboundError(Exception):
+    """No HTTP answer: refused by the guard, unreachable, timed out."""
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class _PublicOnlyResolver(AbstractResolver):
+    """Resolves as usual, then drops every address that is not public."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        public = [entry for entry in found if is_public(entry["host"])]
+        if not public:
+            raise OutboundError(f"{host} resolves to no public address; refused")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    #: at most RESPONSE_CAP bytes of the body
+    body: bytes
+    latency_ms: int
+
+
+class Outbound:
+    def __init__(
+        self, *, connect_timeout: float, read_timeout: float, allow_private: bool = False
+    ) -> None:
+        self.allow_private = allow_private
+        self._timeout = aiohttp.ClientTimeout(
+            total=connect_timeout + read_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        # made lazily, on the loop that uses it
+        if self._session is None:
+            resolver = None if self.allow_private else _PublicOnlyResolver()
+            connector = aiohttp.TCPConnector(limit=0, resolver=resolver, ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=True,
+            )
+        return self._session
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OutboundError(f"Not an http(s) URL: {url!r}")
+        if self.allow_private:
+            return
+        try:
+            literal = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return  # a name: the resolver checks what it resolves to
+        if not is_public(str(literal)):
+            raise OutboundError(f"{parts.hostname} is not a public address; refused")
+
+    async def request(
+        self, method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> Answer:
+        self._check_url(url)
+        started = time.perf_counter()
+        try:
+            async with self._session_now().request(
+                method, url, data=body or None, headers=headers, allow_redirects=False
+            ) as response:
+                content = await response.content.read(RESPONSE_CAP)
+                return Answer(
+                    response.status,
+                    dict(response.headers),
+                    content,
+                    _elapsed_ms(started),
+                )
+        except OutboundError:
+            raise
+        except TimeoutError:
+            raise OutboundError(f"No answer within {self._timeout.total:g} s") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise OutboundError(_describe(exc)) from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _describe(exc: BaseException) -> str:
+    cause: Any = exc
+    while isinstance(cause, aiohttp.ClientConnectorError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, OutboundError):
+        return str(cause)
+    text = str(cause) or type(cause).__name__
+    return f"{type(cause).__name__}: {text}"[:500]

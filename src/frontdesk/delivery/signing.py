@@ -1,0 +1,14 @@
+"""X-Pyrus-Sig: HMAC-SHA1 of the exact body bytes, keyed with the extension secret.
+
+Pyrus' own samples (PHP, Ruby, C#) build UPPERCASE hex and compare it as is, so that is what
+we send (spec.md §3.2; test vectors there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def pyrus_signature(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest().upper()

@@ -1,0 +1,176 @@
+"""The delivery worker: claims due outbox rows and sends them, up to N at a time.
+
+Runs inside `frontdesk serve` by default and as `frontdesk worker` processes when scaled out;
+several workers share one PostgreSQL safely (core.outbox claims with a conditional UPDATE).
+Retries follow Pyrus' schedule by default (after 61 s and 122 s: three attempts): timeouts,
+connection errors, 5xx and 429 (its Retry-After honoured) are retried; any other answer
+outside 2xx fails at once. A delivery out of attempts is dead until redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from frontdesk.core import outbox
+from frontdesk.core.clock import utcnow
+from frontdesk.core.outbox import Attempt, Claimed
+from frontdesk.delivery.http import Answer, Outbound, OutboundError
+from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+DELIVERY_ID_HEADER = "X-Frontdesk-Delivery"
+#: a Retry-After longer than this is taken as this (a typo must not park a channel for days)
+MAX_RETRY_AFTER = 3600.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    #: seconds before the 2nd, 3rd... attempt
+    delays: Sequence[float] = (61.0, 122.0)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.delays) + 1
+
+    def retry_at(self, claimed: Claimed, answer: Answer | None) -> datetime | None:
+        """When to try again after a failed attempt; None when not to."""
+        if claimed.attempt >= claimed.max_attempts or not _retryable(answer):
+            return None
+        delay = self.delays[min(claimed.attempt, len(self.delays)) - 1]
+        if answer is not None and answer.status == 429:
+            delay = _retry_after(answer.headers.get("Retry-After"), delay)
+        return utcnow() + timedelta(seconds=delay)
+
+
+def _retryable(answer: Answer | None) -> bool:
+    return answer is None or answer.status == 429 or answer.status >= 500
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return min(max((when - utcnow()).total_seconds(), 0.0), MAX_RETRY_AFTER)
+
+
+def request_headers(claimed: Claimed) -> dict[str, str]:
+    headers = {
+        "Content-Type": claimed.content_type,
+        "X-Pyrus-Retry": f"{claimed.attempt}/{claimed.max_attempts}",
+        DELIVERY_ID_HEADER: claimed.delivery_id,
+    }
+    if claimed.secret is not None:
+        headers["X-Pyrus-Sig"] = pyrus_signature(claimed.secret, claimed.body)
+    return headers
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        outbound: Outbound,
+        *,
+        policy: RetryPolicy,
+        concurrency: int = 64,
+        poll_seconds: float = 0.25,
+        lease: timedelta = timedelta(seconds=90),
+    ) -> None:
+        self.db = db
+        self.outbound = outbound
+        self.policy = policy
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Send until cancelled; a failing database is logged and retried."""
+        try:
+            while True:
+                try:
+                    started = await self.send_due()
+                except Exception:
+                    log.exception("Claiming deliveries failed; will retry")
+                    started = 0
+                if not started:
+                    await self._idle()
+        finally:
+            await self._cancel_in_flight()
+
+    async def send_due(self) -> int:
+        """Claim what is due (within the free slots) and start sending it; returns how many."""
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        claimed = await self.db.write(outbox.claim_due, free, self.lease)
+        for delivery in claimed:
+            task = asyncio.create_task(self._send(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(claimed)
+
+    async def drain(self, timeout: float = 10.0, horizon: float = 1.0) -> None:
+        """Send until nothing is in flight and nothing falls due within `horizon` seconds
+        (tests; a retry scheduled further out is left pending)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if await self.send_due() or self._in_flight:
+                    await self._idle()
+                    continue
+                due = await self.db.read(outbox.next_due)
+                if due is None or due > utcnow() + timedelta(seconds=horizon):
+                    return
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _idle(self) -> None:
+        if self._in_flight:  # a finished send may free a channel's next message
+            await asyncio.wait(
+                self._in_flight, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        else:
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _send(self, claimed: Claimed) -> None:
+        started_at = utcnow()
+        answer: Answer | None = None
+        try:
+            answer = await self.outbound.request(
+                "POST", claimed.url, body=claimed.body, headers=request_headers(claimed)
+            )
+            attempt = Attempt(
+                started_at,
+                answer.latency_ms,
+                answer.status,
+                None if 200 <= answer.status < 300 else f"HTTP {answer.status}",
+                answer.body.decode("utf-8", "replace"),
+            )
+        except OutboundError as exc:
+            elapsed = int((utcnow() - started_at).total_seconds() * 1000)
+            attempt = Attempt(started_at, elapsed, error=str(exc))
+        done = answer is not None and 200 <= answer.status < 300
+        retry_at = None if done else self.policy.retry_at(claimed, answer)
+        try:
+            await self.db.write(
+                outbox.record_attempt, claimed, attempt, retry_at=retry_at, done=done
+            )
+        except Exception:  # the lease runs out and the delivery is sent again: at least once
+            log.exception("Recording delivery %s failed", claimed.delivery_id)
+
+    async def _cancel_in_flight(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)

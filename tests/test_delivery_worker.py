@@ -1,0 +1,213 @@
+"""The outbox worker against a real local receiver: signing, retries, dead letters, order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from aiopyrus.utils.crypto import verify_webhook_signature
+
+from frontdesk.core import outbox
+from frontdesk.delivery.http import Outbound
+from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
+from receivers import Receiver, Script
+
+from factories import db_of, make_connector
+
+
+@pytest.fixture
+async def receiver():
+    started = await Receiver().start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def outbound():
+    client = Outbound(connect_timeout=1.0, read_timeout=1.0, allow_private=True)
+    yield client
+    await client.close()
+
+
+def make_worker(client, outbound, delays=(0.05, 0.05), **options) -> DeliveryWorker:
+    return DeliveryWorker(db_of(client), outbound, policy=RetryPolicy(delays), **options)
+
+
+async def enqueue(client, url, body=b'{"a":1}', key="channel:1", extension_id=None, attempts=3):
+    return await db_of(client).write(
+        outbox.enqueue,
+        kind="sendmessage",
+        url=url,
+        body=body,
+        ordering_key=key,
+        max_attempts=attempts,
+        extension_id=extension_id,
+    )
+
+
+async def show(client, row_id):
+    return await db_of(client).read(outbox.show_delivery, row_id)
+
+
+def test_signature_matches_the_spec_vectors():
+    assert pyrus_signature("my-extension-secret", b"") == "37EA5C90F09783D424EECE4319E64CAE610F401E"
+    body = b'{"account_id":"uniqueID12345"}'
+    assert (
+        pyrus_signature("my-extension-secret", body) == "ABAD80378B8277F59BE5FFEA6F44D716CC69D3D1"
+    )
+
+
+async def test_signed_delivery_with_pyrus_headers(client, receiver, outbound):
+    connector = await make_connector(client)
+    body = json.dumps({"account_id": "acc-1", "message_text": "Привет"}).encode()
+    row = await enqueue(
+        client, receiver.url + "/sendmessage", body, extension_id=connector.extension_id
+    )
+    await make_worker(client, outbound).drain()
+
+    [request] = receiver.requests
+    assert request.method == "POST" and request.path == "/sendmessage"
+    assert request.body == body
+    assert request.headers["User-Agent"] == "Pyrus-Extensions-1"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["X-Pyrus-Retry"] == "1/3"
+    signature = request.headers["X-Pyrus-Sig"]
+    assert signature == signature.upper()
+    assert verify_webhook_signature(request.body, signature, connector.secret)
+    shown = await show(client, row)
+    assert shown["status"] == "sent"
+    assert request.headers["X-Frontdesk-Delivery"] == shown["delivery_id"]
+    assert [a["status_code"] for a in shown["attempt_log"]] == [200]
+
+
+@pytest.mark.parametrize(
+    "scripts, attempts, status",
+    [
+        ([Script(500), Script(503), Script(200)], 3, "sent"),
+        ([Script(500), Script(500), Script(500)], 3, "dead"),
+        ([Script(410)], 1, "dead"),
+        ([Script(400)], 1, "dead"),
+        ([Script(302, {"Location": "http://127.0.0.1:1/elsewhere"})], 1, "dead"),
+        ([Script(429, {"Retry-After": "0"}), Script(200)], 2, "sent"),
+        ([Script(200, delay=1.5), Script(200)], 2, "sent"),
+    ],
+    ids=[
+        "5xx-then-ok",
+        "5xx-dead",
+        "410-at-once",
+        "400-at-once",
+        "redirect-not-followed",
+        "429-retry-after",
+        "timeout-retried",
+    ],
+)
+async def test_failure_classes(client, receiver, outbound, scripts, attempts, status):
+    receiver.answer(*scripts)
+    row = await enqueue(client, receiver.url + "/hook")
+    await make_worker(client, outbound).drain()
+    shown = await show(client, row)
+    assert shown["status"] == status
+    assert len(shown["attempt_log"]) == attempts
+    retries = [r.headers["X-Pyrus-Retry"] for r in receiver.requests]
+    assert retries == [f"{n}/3" for n in range(1, len(receiver.requests) + 1)]
+    ids = {r.headers["X-Frontdesk-Delivery"] for r in receiver.requests}
+    assert ids == {shown["delivery_id"]}
+    assert not any(r.path == "/elsewhere" for r in receiver.requests)
+
+
+async def test_retry_after_is_honoured(client, receiver, outbound):
+    receiver.answer(Script(429, {"Retry-After": "30"}))
+    row = await enqueue(client, receiver.url + "/hook")
+    await make_worker(client, outbound).drain()
+    shown = await show(client, row)
+    assert shown["status"] == "pending"
+    wait = shown["next_attempt_at"] - shown["attempt_log"][0]["started_at"]
+    assert timedelta(seconds=29) < wait < timedelta(seconds=35)
+
+
+async def test_receiver_down_is_retried_then_dead(client, outbound):
+    row = await enqueue(client, "http://127.0.0.1:9/unreachable")
+    await make_worker(client, outbound).drain()
+    shown = await show(client, row)
+    assert shown["status"] == "dead"
+    assert len(shown["attempt_log"]) == 3
+    assert all(a["status_code"] is None and a["error"] for a in shown["attempt_log"])
+
+
+async def test_private_addresses_are_refused_by_default(client, receiver):
+    guarded = Outbound(connect_timeout=1.0, read_timeout=1.0)
+    try:
+        row = await enqueue(client, receiver.url + "/hook", attempts=1)
+        localhost = await enqueue(client, f"http://localhost:{receiver.port}/hook", attempts=1)
+        await make_worker(client, guarded).drain()
+    finally:
+        await guarded.close()
+    assert receiver.requests == []
+    for delivery in (row, localhost):
+        shown = await show(client, delivery)
+        assert shown["status"] == "dead"
+        assert "public" in shown["attempt_log"][0]["error"]
+
+
+async def test_one_channel_in_order_channels_in_parallel(client, receiver, outbound):
+    # the first message of channel 1 fails once: the second must wait for it
+    receiver.answer(Script(500))
+    first = await enqueue(client, receiver.url + "/c1", b'{"n":1}', key="channel:1")
+    await enqueue(client, receiver.url + "/c1", b'{"n":2}', key="channel:1")
+    await enqueue(client, receiver.url + "/c2", b'{"n":3}', key="channel:2")
+    await make_worker(client, outbound).drain()
+    channel_1 = [json.loads(r.body)["n"] for r in receiver.requests if r.path == "/c1"]
+    assert channel_1 == [1, 1, 2]
+    assert (await show(client, first))["status"] == "sent"
+
+
+async def test_slow_channel_does_not_hold_up_others(client, receiver, outbound):
+    receiver.answer(Script(200, delay=1.5))
+    await enqueue(client, receiver.url + "/slow", key="channel:slow")
+    for n in range(5):
+        await enqueue(client, receiver.url + "/fast", json.dumps({"n": n}).encode(), key=f"c:{n}")
+    draining = asyncio.create_task(make_worker(client, outbound, delays=()).drain())
+    # all six arrive while the slow one is still being answered
+    arrived = await receiver.wait_for(6, timeout=1.0)
+    assert sorted(r.path for r in arrived) == ["/fast"] * 5 + ["/slow"]
+    await draining
+
+
+async def test_redeliver_sends_a_dead_delivery_again_with_the_same_id(client, receiver, outbound):
+    receiver.answer(Script(400))
+    row = await enqueue(client, receiver.url + "/hook")
+    worker = make_worker(client, outbound)
+    await worker.drain()
+    assert (await show(client, row))["status"] == "dead"
+    assert await db_of(client).write(outbox.redeliver, [row]) == [row]
+    await worker.drain()
+    shown = await show(client, row)
+    assert shown["status"] == "sent"
+    first, second = receiver.requests
+    assert first.headers["X-Frontdesk-Delivery"] == second.headers["X-Frontdesk-Delivery"]
+
+
+async def test_an_expired_lease_is_claimed_again(client, receiver, outbound):
+    row = await enqueue(client, receiver.url + "/hook")
+    # a worker that claimed it and died: nothing sent, the lease runs out
+    claimed = await db_of(client).write(outbox.claim_due, 10, timedelta(seconds=-1))
+    assert [c.id for c in claimed] == [row]
+    await make_worker(client, outbound).drain()
+    assert len(receiver.requests) == 1
+    shown = await show(client, row)
+    assert shown["status"] == "sent" and shown["attempts"] == 2
+
+
+async def test_two_workers_never_send_one_delivery_twice(client, receiver, outbound):
+    receiver.answer(*[Script(200, delay=0.05) for _ in range(40)])
+    for n in range(40):
+        await enqueue(
+            client, receiver.url + "/hook", json.dumps({"n": n}).encode(), key=f"k{n % 8}"
+        )
+    workers = [make_worker(client, outbound, concurrency=8) for _ in range(2)]
+    await asyncio.gather(*(w.drain() for w in workers))
+    numbers = sorted(json.loads(r.body)["n"] for r in receiver.requests)
+    assert numbers == list(range(40))
