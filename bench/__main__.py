@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cpu, engines, getmessage, report, upload
+from bench import cpu, engines, report, scenarios, upload
 from bench.load import pick_generator
 
 ENGINES = ("sqlite", "postgresql")
-SCENARIOS = ("getmessage_existing", "getmessage_new", "upload")
+SCENARIOS = (*scenarios.SCENARIOS, "upload")
 
 
 def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
@@ -40,7 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
-        "--channels", type=int, default=1000, help="existing channels to spread over"
+        "--channels",
+        type=int,
+        default=1000,
+        help="existing keys to spread over (chat channels; call ids for call_repeated)",
     )
     parser.add_argument("--engines", type=_csv(ENGINES), default=list(ENGINES))
     parser.add_argument("--scenarios", type=_csv(SCENARIOS), default=list(SCENARIOS))
@@ -62,7 +65,8 @@ def _settings(args: argparse.Namespace, generator: str, probe: float) -> dict[st
         "repeats": f"{args.repeats} per figure, interleaved app/ceiling; medians",
         "workers": f"SQLite {args.sqlite_workers} (app and ceiling), "
         f"PostgreSQL {args.pg_workers} (app and ceiling)",
-        "existing channels": f"{args.channels}, one message each before the runs",
+        "existing keys": f"{args.channels} channels (one message each) and {args.channels} "
+        "call ids (one call each), made before the runs",
         "host speed probe": f"{probe:,.0f} single-row SQLite commits/s "
         "(performance.md measured 47,277 on this kind of machine)",
         "code": report.revision(),
@@ -76,7 +80,7 @@ class Collected:
     """Everything measured so far, and what went wrong (each problem voids a figure)."""
 
     def __init__(self) -> None:
-        self.runs: list[getmessage.Run] = []
+        self.runs: list[scenarios.Run] = []
         self.uploads: list[upload.UploadRun] = []
         self.problems: list[str] = []
 
@@ -88,7 +92,7 @@ class Collected:
 def _engine(
     name: str,
     args: argparse.Namespace,
-    opts: getmessage.Options,
+    opts: scenarios.Options,
     workdir: Path,
     source: Path | None,
     md5: str,
@@ -97,9 +101,9 @@ def _engine(
     workers = args.sqlite_workers if name == "sqlite" else args.pg_workers
     print(f"bench: {name}, {workers} worker(s)")
     with engines.prepared(name, workers, workdir) as engine:
-        scenarios = [s for s in args.scenarios if s in getmessage.SCENARIOS]
-        if scenarios:
-            out.runs += getmessage.run_engine(engine, scenarios, opts, workdir, _print_run(out))
+        chosen = [s for s in args.scenarios if s in scenarios.SCENARIOS]
+        if chosen:
+            out.runs += scenarios.run_engine(engine, chosen, opts, workdir, _print_run(out))
         if source is None:
             return
         for run in upload.run_engine(engine, source, md5, args.repeats, workdir):
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: load generator: {generator}{note}")
     workdir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-"))
     print(f"bench: work directory {workdir}")
-    opts = getmessage.Options(
+    opts = scenarios.Options(
         args.duration, args.warmup, args.repeats, args.connections, args.channels, generator
     )
     out = Collected()
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    rows, upload_rows = report.getmessage_rows(out.runs), report.upload_rows(out.uploads)
+    rows, upload_rows = report.request_rows(out.runs), report.upload_rows(out.uploads)
     report.write_markdown(
         args.results, rows, upload_rows, out.runs, _settings(args, generator, probe)
     )
@@ -163,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if out.problems else 0
 
 
-def _print_run(out: Collected) -> Callable[[getmessage.Run], None]:
-    def print_run(run: getmessage.Run) -> None:
+def _print_run(out: Collected) -> Callable[[scenarios.Run], None]:
+    def print_run(run: scenarios.Run) -> None:
         print(report.run_line(run), flush=True)
         for issue in run.check():
             if run.result.failed:  # errors: the run measured failures, not the server

@@ -1,7 +1,8 @@
-"""The ceiling: the fastest known way to accept the same `getmessage` and write one row.
+"""The ceiling: the fastest known way to accept the same request and write one row.
 
 A bare ASGI callable (no framework) that checks the bearer token against a dict, decodes the
-same body with msgspec into a Struct of the same fields, and inserts one row:
+same body (`getmessage` or `integrations/call`) with msgspec into a Struct of the same fields,
+and inserts one row:
   * SQLite: WAL, synchronous=NORMAL, one writer thread with explicit group commit
     (performance.md appendix, the `sqlite_batch` backend);
   * PostgreSQL: an asyncpg pool (8 per worker, as Frontdesk's default) and one
@@ -19,6 +20,7 @@ import asyncio
 import os
 import secrets
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
@@ -45,6 +47,19 @@ class GetMessageIn(msgspec.Struct, kw_only=True):
     message_text_html: Text | None = None
     mappings: list[MappingIn] = msgspec.field(default_factory=list)
     attachments: list[str] = msgspec.field(default_factory=list)
+
+
+class CallIn(msgspec.Struct, kw_only=True):
+    """The fields of Frontdesk's CallIn (web/pyrus_bodies.py), `from`/`to` aliases included."""
+
+    account_id: Str300 | int
+    from_number: Str100 | int | None = None
+    to_number: Str100 | int | None = None
+    from_: Str100 | int | None = msgspec.field(default=None, name="from")
+    to: Str100 | int | None = None
+    internal_number: Str100 | int | None = None
+    external_id: Str300 | int | None = None
+    mappings: list[MappingIn] = msgspec.field(default_factory=list)
 
 
 TABLE = "bench_ceiling_messages"
@@ -191,8 +206,48 @@ def _store() -> SqliteBatch | PostgresPool:
 TOKENS = {secrets.token_urlsafe(32): f"account-{n}" for n in range(999)}
 TOKENS[os.environ.get("BENCH_CEILING_TOKEN", "")] = "uniqueID12345"
 TOKENS.pop("", None)
-DECODER = msgspec.json.Decoder(GetMessageIn)
 ENCODE = msgspec.json.encode
+
+
+def _message_row(message: GetMessageIn) -> Params:
+    return (
+        str(message.account_id),
+        str(message.channel_id),
+        message.sender_name,
+        message.message_type,
+        message.message_text,
+        message.message_text_html,
+        ENCODE(message.mappings).decode(),
+    )
+
+
+def _call_row(call: CallIn) -> Params:
+    """A call goes into the same table, its values in the message's columns: the ceiling
+    measures one insert of as many values, not a schema."""
+    return (
+        str(call.account_id),
+        str(call.external_id),
+        str(call.from_number or call.from_),
+        str(call.to_number or call.to),
+        None if call.internal_number is None else str(call.internal_number),
+        None,
+        ENCODE(call.mappings).decode(),
+    )
+
+
+#: path -> (body decoder, the row it makes, the answer's format with the row id)
+ROUTES: dict[str, tuple[msgspec.json.Decoder[Any], Callable[[Any], Params], bytes]] = {
+    "/v1/getmessage": (
+        msgspec.json.Decoder(GetMessageIn),
+        _message_row,
+        b'{"tasks":[{"task_id":%d,"is_new_task":true}]}',
+    ),
+    "/v4/integrations/call": (
+        msgspec.json.Decoder(CallIn),
+        _call_row,
+        b'{"task_id":%d,"is_new_task":true}',
+    ),
+}
 JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 STATE: dict[str, Any] = {}
 
@@ -242,25 +297,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["path"] == "/healthz":
         await _respond(send, 200, b'{"status":"ok"}')
         return
-    if scope["path"] != "/v1/getmessage" or scope["method"] != "POST":
+    route = ROUTES.get(scope["path"])
+    if route is None or scope["method"] != "POST":
         await _respond(send, 404, b'{"error_code":"not_found"}')
         return
     if TOKENS.get(_bearer(scope)) is None:
         await _respond(send, 401, b'{"error_code":"invalid_token"}')
         return
+    decoder, make_row, answer = route
     try:
-        message = DECODER.decode(await _read_body(receive))
+        body = decoder.decode(await _read_body(receive))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         await _respond(send, 400, ENCODE({"error_code": "invalid_request", "error": str(exc)}))
         return
-    row = (
-        str(message.account_id),
-        str(message.channel_id),
-        message.sender_name,
-        message.message_type,
-        message.message_text,
-        message.message_text_html,
-        ENCODE(message.mappings).decode(),
-    )
-    row_id = await STATE["store"].insert(row)
-    await _respond(send, 200, b'{"tasks":[{"task_id":%d,"is_new_task":true}]}' % row_id)
+    row_id = await STATE["store"].insert(make_row(body))
+    await _respond(send, 200, answer % row_id)

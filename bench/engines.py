@@ -22,12 +22,13 @@ import aiohttp
 import asyncpg
 
 from bench import ceiling
-from bench.load import EXISTING_PREFIX, PATH, body_for
 from bench.servers import ROOT, VENV_BIN
+from bench.workloads import EXISTING_PREFIX, Workload
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 PG_DATABASE = "frontdesk_bench"
 DEMO_LOGIN = ("unique12345@login.edu", "czWhgtoLnm****")  # printed by `frontdesk demo --json`
+DEMO_AGENT = ("agent@frontdesk.local", "demo-security-key-0000000000000000")  # the same
 
 
 @dataclass(frozen=True)
@@ -134,35 +135,43 @@ def seed(engine: Engine) -> dict[str, Any]:
     return credentials
 
 
-async def _token(session: aiohttp.ClientSession, url: str) -> str:
-    login = {"client_id": DEMO_LOGIN[0], "secret": DEMO_LOGIN[1]}
-    async with session.post(url + "/v1/token", json=login) as response:
+async def _token(session: aiohttp.ClientSession, url: str, api: str = "v1") -> str:
+    """The demo extension's token (API v1), or the demo agent's (API v4)."""
+    if api == "v1":
+        path, login = "/v1/token", {"client_id": DEMO_LOGIN[0], "secret": DEMO_LOGIN[1]}
+    else:
+        path, login = "/v4/auth", {"login": DEMO_AGENT[0], "security_key": DEMO_AGENT[1]}
+    async with session.post(url + path, json=login) as response:
         if response.status != 200:
-            raise RuntimeError(f"POST /v1/token: {response.status} {await response.text()}")
+            raise RuntimeError(f"POST {path}: {response.status} {await response.text()}")
         return str((await response.json())["access_token"])
 
 
-async def _open_channels(url: str, channels: int) -> str:
-    """A token, and one message in each of `channels` channels so that they exist."""
+async def _open_keys(url: str, workload: Workload, count: int) -> str:
+    """A token, and one request with each of `count` existing keys so that they exist."""
     async with aiohttp.ClientSession() as session:
-        token = await _token(session, url)
+        token = await _token(session, url, workload.api)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         semaphore = asyncio.Semaphore(16)
 
         async def send(n: int) -> None:
             async with semaphore:
-                body = body_for(f"{EXISTING_PREFIX}{n}")
-                async with session.post(url + PATH, data=body, headers=headers) as response:
+                body = workload.body_for(f"{EXISTING_PREFIX}{n}")
+                target = url + workload.path
+                async with session.post(target, data=body, headers=headers) as response:
                     text = await response.text()
                     if response.status != 200 or '"task_id"' not in text:
-                        raise RuntimeError(f"pre-creating channel {n}: {response.status} {text}")
+                        raise RuntimeError(
+                            f"pre-creating {workload.name} key {n}: {response.status} {text}"
+                        )
 
-        await asyncio.gather(*(send(n) for n in range(channels)))
+        await asyncio.gather(*(send(n) for n in range(count)))
         return token
 
 
-def token_and_channels(url: str, channels: int) -> str:
-    return asyncio.run(_open_channels(url, channels))
+def prepared_token(url: str, workload: Workload, count: int) -> str:
+    """A token for the workload, once `count` existing keys (channels, calls) are made."""
+    return asyncio.run(_open_keys(url, workload, count))
 
 
 def get_token(url: str) -> str:

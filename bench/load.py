@@ -16,47 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.servers import ROOT
+from bench.workloads import Workload
 
-LUA_SCRIPT = Path(__file__).with_name("getmessage.lua")
-PATH = "/v1/getmessage"
-ACCOUNT_ID = "uniqueID12345"  # the demo account (src/frontdesk/core/demo.py)
-EXISTING_PREFIX = "bench-existing-"
-CHANNEL_MARK = "__CHANNEL__"
-
-#: The /getmessage example of the Pyrus document (tests/fixtures/seeds), without attachments
-#: (files are a separate scenario). channel_id is varied per request.
-EXAMPLE_BODY = {
-    "account_id": ACCOUNT_ID,
-    "channel_id": CHANNEL_MARK,
-    "sender_name": "Paul Jones",
-    "message_type": "Telegram",
-    "message_text": "Hello! Could you please move the delivery to Thursday?",
-    "mappings": [
-        {"code": "SenderName", "value": "Paul Jones"},
-        {"code": "Subject", "value": "Hello! Could you please move the delivery to Thursday?"},
-    ],
-}
-
-
-def body_parts() -> tuple[str, str]:
-    """The JSON body split around the channel id: head + '"<id>"' + tail."""
-    text = json.dumps(EXAMPLE_BODY, separators=(",", ":"))
-    head, tail = text.split(f'"{CHANNEL_MARK}"')
-    return head, tail
-
-
-def body_for(channel: str) -> bytes:
-    head, tail = body_parts()
-    return f'{head}"{channel}"{tail}'.encode()
+LUA_SCRIPT = Path(__file__).with_name("requests.lua")
 
 
 @dataclass(frozen=True)
 class LoadSpec:
     url: str  # the server's base URL
     token: str
+    workload: Workload
     mode: str  # "existing" or "new"
-    channels: int  # how many existing channels the load is spread over
-    prefix: str  # channel id prefix: EXISTING_PREFIX, or unique per run for new channels
+    channels: int  # how many existing keys (channels, call ids) the load is spread over
+    prefix: str  # key prefix: EXISTING_PREFIX, or unique per run for new keys
     connections: int
     seconds: float
 
@@ -108,7 +80,7 @@ def pick_generator(preference: str) -> str:
 
 
 def _wrk_command(spec: LoadSpec) -> list[str]:
-    head, tail = body_parts()
+    head, tail = spec.workload.parts()
     return [
         "wrk",
         "-t1",  # one thread drives ~40k req/s (performance.md §1), far above these servers
@@ -119,7 +91,7 @@ def _wrk_command(spec: LoadSpec) -> list[str]:
         "--latency",
         "-s",
         str(LUA_SCRIPT),
-        spec.url + PATH,
+        spec.url + spec.workload.path,
         "--",
         spec.token,
         spec.mode,
@@ -131,8 +103,12 @@ def _wrk_command(spec: LoadSpec) -> list[str]:
 
 
 def _python_command(spec: LoadSpec) -> list[str]:
-    head, tail = body_parts()
-    config = {**spec.__dict__, "path": PATH, "head": head, "tail": tail}
+    head, tail = spec.workload.parts()
+    config = {key: value for key, value in spec.__dict__.items() if key != "workload"} | {
+        "path": spec.workload.path,
+        "head": head,
+        "tail": tail,
+    }
     return [sys.executable, "-m", "bench.pyload", json.dumps(config)]
 
 

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from bench import engines
-from bench.getmessage import SCENARIOS
-from bench.load import EXISTING_PREFIX, LoadSpec, pick_generator, run_load
+from bench.load import LoadSpec, pick_generator, run_load
 from bench.servers import VENV_BIN, free_port, frontdesk_command, running
+from bench.workloads import EXISTING_PREFIX, SCENARIOS
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 PACKAGES = ("frontdesk", "litestar", "sqlalchemy", "asyncpg", "uvicorn", "msgspec", "multipart")
@@ -108,11 +108,18 @@ def main() -> None:
         with engines.prepared(args.engine, args.workers, workdir) as engine:
             command = frontdesk_command(free_port(), args.workers)
             with running("frontdesk", command, engine.app_env(), workdir / "server.log") as server:
-                token = engines.token_and_channels(server.url, 1000)
-                mode = SCENARIOS[args.scenario]
+                workload, mode = SCENARIOS[args.scenario]
+                token = engines.prepared_token(server.url, workload, 1000)
                 prefix = EXISTING_PREFIX if mode == "existing" else f"profile-{time.time_ns()}-"
                 spec = LoadSpec(
-                    server.url, token, mode, 1000, prefix, args.connections, args.seconds + 4
+                    server.url,
+                    token,
+                    workload,
+                    mode,
+                    1000,
+                    prefix,
+                    args.connections,
+                    args.seconds + 4,
                 )
                 load = threading.Thread(target=run_load, args=(spec, generator))
                 load.start()

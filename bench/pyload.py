@@ -1,6 +1,6 @@
 """Fallback load generator for machines without wrk: `python -m bench.pyload '<json config>'`.
 
-It does what bench/getmessage.lua does for wrk: N keep-alive connections, each sending one
+It does what bench/requests.lua does for wrk: N keep-alive connections, each sending one
 request and waiting for its answer before the next (closed loop, like wrk), for a fixed time.
 Raw asyncio streams on uvloop, not an HTTP client library: httpx collapses at 64 concurrent
 requests (performance.md §3.6) and even aiohttp costs more CPU than the server we measure.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.getmessage import Run
+from bench.scenarios import Run
 from bench.upload import UploadRun
 
 # The targets.
@@ -137,7 +137,7 @@ class UploadRow:
         )
 
 
-def getmessage_rows(runs: list[Run]) -> list[Row]:
+def request_rows(runs: list[Run]) -> list[Row]:
     keys = list(dict.fromkeys((run.scenario, run.engine) for run in runs))
     return [
         Row(
@@ -233,7 +233,7 @@ def write_markdown(
     ]
     if rows:
         lines += [
-            "## getmessage (targets: ratio ≥ 0.40, p99 ≤ 50 ms)",
+            "## requests: getmessage and integrations/call (targets: ratio ≥ 0.40, p99 ≤ 50 ms)",
             "",
             "| scenario | engine | req/s (min–max) | p50 ms | p99 ms | ceiling req/s "
             "| ceiling p99 ms | ratio | server CPU µs/req (app / ceiling) | others¹ | target |",

@@ -115,6 +115,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         data_dir=tmp_path / "var",
         maintenance_interval_seconds=3600,
+        # tests send the outbox themselves (DeliveryWorker.drain), to local receivers
+        delivery_in_process=False,
+        delivery_allow_private=True,
     )
 
 

@@ -3,14 +3,25 @@ what a request stored with SQLAlchemy selects run on the app's own database."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core import auth, extensions, forms, tasks, users
+from frontdesk.core import access, auth, extensions, files, forms, tasks, users
 from frontdesk.core.forms import FieldSpec
 from frontdesk.storage import tables
 from frontdesk.storage.database import Database
@@ -58,10 +69,11 @@ async def make_connector(
     routing: str = "reuse_open",
     fields: tuple[FieldSpec, ...] = FIELDS,
     name: str = "Test connector",
+    base_url: str | None = None,
 ) -> Connector:
     db = db_of(client)
     form_id = await db.write(forms.add_form, "Requests", fields)
-    extension = await db.write(extensions.add_extension, name, None)
+    extension = await db.write(extensions.add_extension, name, base_url)
     account = await db.write(
         extensions.add_account, extension.extension_id, account_id, form_id, routing=routing
     )
@@ -252,3 +264,164 @@ def nulls_in(payload: Any, path: str = "$") -> list[str]:
     if isinstance(payload, list):
         return [n for i, value in enumerate(payload) for n in nulls_in(value, f"{path}[{i}]")]
     return []
+
+
+# --- API v4 files (users' uploads) --------------------------------------------------------
+
+
+async def upload_v4(
+    client: Any, agent: Agent, name: str = "photo.jpg", data: bytes = b"\xff\xd8 picture bytes"
+) -> str:
+    """A file uploaded by an agent through POST /v4/files/upload; returns its guid."""
+    response = await client.post(
+        "/v4/files/upload", headers=agent.headers, files={"file": (name, data)}
+    )
+    assert response.status_code == 200, response.text
+    guid: str = response.json()["guid"]
+    return guid
+
+
+async def expired_v4_headers(client: Any, agent: Agent) -> dict[str, str]:
+    """Headers with a token of the agent's that expired a minute ago."""
+    issued = await db_of(client).write(
+        auth.issue_user_token, agent.email, agent.security_key, timedelta(minutes=-1)
+    )
+    return {"Authorization": f"Bearer {issued.token}"}
+
+
+# --- API v4 telephony ---------------------------------------------------------------------
+
+#: a form with every telephony field code of the v4 document, with the document's types
+TELEPHONY_FIELDS = (
+    FieldSpec("Subject", "text"),
+    FieldSpec("CallDuration", "number"),
+    FieldSpec("CallEndTime", "datetime"),
+    FieldSpec("CallStartTime", "datetime"),
+    FieldSpec("PhoneNumberFrom", "phone"),
+    FieldSpec("PhoneNumberTo", "phone"),
+    FieldSpec("Rating", "choice", choices=("1", "2", "3", "4", "5")),
+    FieldSpec("RatingComment", "text"),
+    FieldSpec("RatingDate", "date"),
+)
+
+
+async def user_file(client: Any, user_id: int, name: str = "rec.wav") -> str:
+    """A file row uploaded by a user (as /v4/files/upload records one); returns its guid.
+
+    Written through the core, without bytes: attaching a recording reads only the row."""
+    guid = str(uuid.uuid4())
+    await db_of(client).write(
+        files.register_file,
+        guid=guid,
+        name=name,
+        size=4,
+        md5="0" * 32,
+        content_type="audio/x-wav",
+        user_id=user_id,
+    )
+    return guid
+
+
+# --- a real server process ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"frontdesk serve exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("frontdesk serve did not become healthy in 60 s")
+
+
+def start_server(
+    database_url: str, workdir: Path, *options: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`frontdesk serve [options]` as a real process on a free port, once healthy.
+
+    Its data directory is `workdir/var`; its output is appended to `workdir/serve.log`."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "FRONTDESK_DATABASE_URL": database_url,
+        "FRONTDESK_DATA_DIR": str(workdir / "var"),
+        **(env or {}),
+    }
+    log = workdir / "serve.log"
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "frontdesk", "serve", *options, "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base, process, log)
+    except BaseException:
+        stop_server(process, signal.SIGKILL)
+        raise
+    return process, base
+
+
+def stop_server(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
+    """Stop it by its own process group (never by name); SIGKILL if it lingers."""
+    try:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=15)
+    except ProcessLookupError:  # it exited already (its group with it)
+        pass
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextlib.contextmanager
+def served(
+    database_url: str, workdir: Path, *options: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`frontdesk serve [options]` for the length of the block; yields its base URL."""
+    process, base = start_server(database_url, workdir, *options, env=env)
+    try:
+        yield base
+    finally:
+        stop_server(process)
+
+
+# --- API v4 forms and tasks ---------------------------------------------------------------
+
+
+async def make_form(
+    client: Any,
+    name: str = "Requests",
+    fields: tuple[FieldSpec, ...] = FIELDS,
+    *,
+    members: tuple[int, ...] = (),
+) -> int:
+    """A form; with members, it is open to them only (API v4 access rules)."""
+    db = db_of(client)
+    form_id = await db.write(forms.add_form, name, fields)
+    if members:
+        await db.write(access.add_form_members, form_id, list(members))
+    return form_id
+
+
+async def v4_task(client: Any, agent: Agent, **body: Any) -> dict[str, Any]:
+    """A task made through POST /v4/tasks; returns it as the answer shows it."""
+    response = await client.post("/v4/tasks", headers=agent.headers, json=body)
+    assert response.status_code == 200, response.text
+    task: dict[str, Any] = response.json()["task"]
+    return task

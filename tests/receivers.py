@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +32,13 @@ class Script:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.scripts: deque[Script] = deque()
         self.arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        #: 0: any free port, known once started
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -56,16 +60,23 @@ class Receiver:
         return web.Response(status=script.status, headers=script.headers, body=script.body)
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        """Until `count` requests have arrived."""
+        return await self.wait_until(lambda: len(self.requests) >= count, timeout)
+
+    async def wait_until(self, done: Callable[[], bool], timeout: float = 10.0) -> list[Received]:
         async with asyncio.timeout(timeout), self.arrived:
-            await self.arrived.wait_for(lambda: len(self.requests) >= count)
+            await self.arrived.wait_for(done)
         return self.requests
+
+    def header_values(self, name: str) -> list[str]:
+        return [request.headers[name] for request in self.requests if name in request.headers]
 
     async def start(self) -> Receiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]
@@ -74,3 +85,21 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+@contextlib.contextmanager
+def receiver_in_thread(*scripts: Script) -> Iterator[Receiver]:
+    """A Receiver on a loop of its own thread, for synchronous tests (the CLI runs its own
+    event loop). Read `requests` after the block, or once the command has returned."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    receiver = asyncio.run_coroutine_threadsafe(Receiver().start(), loop).result(10)
+    receiver.answer(*scripts)
+    try:
+        yield receiver
+    finally:
+        asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from factories import served
 
 SEED = Path(__file__).parent / "fixtures" / "seeds" / "pyrus-extensions-api-v1.txt"
 DOC_HOST = "https://extensions.pyrus.com"
@@ -35,54 +31,10 @@ def seed_examples() -> list[list[str]]:
     return commands
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(database_url, tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FRONTDESK_DATABASE_URL": database_url,
-        "FRONTDESK_DATA_DIR": str(tmp_path / "var"),
-    }
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "frontdesk", "serve", "--demo", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base, process, log)
+    with served(database_url, tmp_path, "--demo") as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _wait_until_healthy(base: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"frontdesk serve exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("frontdesk serve did not become healthy in 60 s")
 
 
 def run_curl(args: list[str], base: str, token: str, upload_file: Path) -> tuple[int, str, str]:

@@ -14,6 +14,7 @@ from litestar import Litestar
 
 from frontdesk import __version__
 from frontdesk.core.maintenance import sweep
+from frontdesk.delivery.service import delivering
 from frontdesk.protocols.pyrus_ext_v1.errors import EXCEPTION_HANDLERS
 from frontdesk.protocols.pyrus_ext_v1.routes import ENDPOINTS as PYRUS_EXT_V1
 from frontdesk.protocols.pyrus_v4.routes import ENDPOINTS as PYRUS_V4
@@ -21,6 +22,7 @@ from frontdesk.settings import Settings
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import open_database
 from frontdesk.web import openapi, ops
+from frontdesk.web.admin_api import ENDPOINTS as ADMIN_API
 from frontdesk.web.context import AppContext
 from frontdesk.web.endpoints import ASGIApp, Endpoint, Receive, Scope, Send, asgi_app
 from frontdesk.web.ratelimit import RateLimiter
@@ -28,7 +30,7 @@ from frontdesk.web.router import Router
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4)
+ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4, *ADMIN_API)
 
 
 async def _maintain(ctx: AppContext) -> None:
@@ -60,7 +62,11 @@ def create_app(settings: Settings) -> FrontdeskApp:
         app.state.ctx = ctx
         maintenance = asyncio.create_task(_maintain(ctx))
         try:
-            yield
+            if settings.delivery_in_process:
+                async with delivering(settings, db):
+                    yield
+            else:
+                yield
         finally:
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):

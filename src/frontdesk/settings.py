@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
 
-_FILE_SECRETS = ("database_url",)
+_FILE_SECRETS = ("database_url", "admin_token")
 
 
 class Settings(BaseSettings):
@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     #: the address clients reach this server at (https://desk.example.com), for the URLs it
     #: hands out (v4 auth's api_url and files_url); empty: taken from each request's Host
     public_url: str = ""
+
+    #: Bearer token of the admin JSON API (/admin/api/...); empty switches that API off
+    admin_token: str = ""
 
     #: lifetime of access tokens issued by /v1/token and /v4/auth
     token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
     delivery_read_timeout: float = Field(default=60.0, gt=0)
     #: webhooks in flight per worker process (one per channel at a time)
     delivery_concurrency: int = Field(default=64, gt=0)
+    #: a claimed delivery is taken as abandoned (its worker died) this long after its
+    #: request's own time limit ran out, and is sent again
+    delivery_lease_margin_seconds: float = Field(default=30.0, ge=0)
     #: how often an idle worker looks for due deliveries
     delivery_poll_seconds: float = Field(default=0.25, gt=0)
     #: send to private, loopback and link-local addresses (off: no SSRF through a webhook

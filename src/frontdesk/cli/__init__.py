@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from frontdesk.cli import admin, server
+from frontdesk.cli import admin, delivery, server
 from frontdesk.cli.output import CommandError
 from frontdesk.errors import FrontdeskError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.register(commands)
     admin.register(commands)
+    delivery.register(commands)
     return parser
 
 

@@ -6,13 +6,13 @@ import argparse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from frontdesk.cli.delivery import register_account_connect, register_extension_show
 from frontdesk.cli.output import CommandError, emit
-from frontdesk.core import extensions, forms, users
+from frontdesk.core import extension_hooks, extensions, forms, users
 from frontdesk.core.field_values import FIELD_TYPES
 from frontdesk.core.forms import FieldSpec
 from frontdesk.settings import Settings
 from frontdesk.storage.database import open_database
-from frontdesk.storage.sql import Tx
 
 T = TypeVar("T")
 
@@ -109,6 +109,7 @@ def _register_extensions(commands: Any) -> None:
     rotate.add_argument("extension_id", type=int)
     _json_flag(rotate)
     rotate.set_defaults(handler=extension_rotate)
+    register_extension_show(ext)
 
 
 async def extension_add(args: argparse.Namespace) -> None:
@@ -142,6 +143,7 @@ def _register_accounts(commands: Any) -> None:
         toggle.add_argument("--account-id", required=True)
         _json_flag(toggle)
         toggle.set_defaults(handler=account_toggle, enabled=enabled)
+    register_account_connect(acc)
 
 
 async def account_add(args: argparse.Namespace) -> None:
@@ -166,11 +168,14 @@ async def account_add(args: argparse.Namespace) -> None:
 
 
 async def account_toggle(args: argparse.Namespace) -> None:
-    async def toggle(tx: Tx) -> None:
-        await extensions.set_account_enabled(tx, args.extension, args.account_id, args.enabled)
-
-    await write(toggle)
-    emit({"account_id": args.account_id, "enabled": args.enabled}, args.json)
+    """Enable or disable, and tell the extension (POST /toggle, through the outbox)."""
+    notified = await write(
+        extension_hooks.toggle_account, args.extension, args.account_id, args.enabled
+    )
+    emit(
+        {"account_id": args.account_id, "enabled": args.enabled, "toggle_queued": notified},
+        args.json,
+    )
 
 
 def register(commands: Any) -> None:

@@ -1,5 +1,8 @@
 """Telephony: a call registers as a task; its recording is attached when the call ends.
 
+One implementation for both doors a call comes in by: an extension (API v1 `/v1/call`) and
+a user (API v4 `/v4/integrations/call`); `core.intake` says what each may reach.
+
 A call with an `external_id` is that call: repeating it updates the call and its task
 instead of making a new one (PBXs report a call several times as it progresses).
 """
@@ -13,18 +16,25 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import tasks as task_store
-from frontdesk.core.auth import ExtensionPrincipal, ensure_current
-from frontdesk.core.channels import route
+from frontdesk.core.channels import Routed, new_conversation, route
 from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import Formatted, NewComment, add_comment, add_note
-from frontdesk.core.extensions import Account, account_by_ref, active_account, ensure_enabled
-from frontdesk.core.files import AUDIO_EXTENSIONS, extension_file
+from frontdesk.core.extensions import Account, account_by_ref, ensure_enabled
+from frontdesk.core.files import AUDIO_EXTENSIONS, StoredFile
 from frontdesk.core.forms import load_form, map_values
-from frontdesk.core.intake import Outcome, account_and_form
+from frontdesk.core.intake import (
+    Outcome,
+    Principal,
+    account_and_form,
+    account_of,
+    ensure_caller_current,
+    extension_scope,
+    uploader_id,
+)
 from frontdesk.core.users import Person, find_by_work_phone
 from frontdesk.errors import FrontdeskError, Problem, required
-from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import calls, extension_accounts
+from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.tables import calls, extension_accounts, files, tasks, users
 
 Mappings = Sequence[tuple[str, str]]
 
@@ -51,10 +61,20 @@ class CallRecord:
 
 
 _CALL = (calls.c.id, calls.c.task_id, calls.c.account_ref)
+#: a call, with what a repeated report needs of its task (whether it is closed, who is
+#: responsible), in one query: on PostgreSQL every query is a round trip
 CALL_BY_EXTERNAL_ID = Query(
-    sa.select(*_CALL).where(
-        calls.c.account_ref == p("account_ref"), calls.c.external_id == p("external_id")
+    sa.select(
+        *_CALL,
+        tasks.c.closed_at,
+        tasks.c.responsible_id,
+        users.c.first_name,
+        users.c.last_name,
+        users.c.work_phone,
     )
+    .join(tasks, tasks.c.id == calls.c.task_id)
+    .outerjoin(users, users.c.id == tasks.c.responsible_id)
+    .where(calls.c.account_ref == p("account_ref"), calls.c.external_id == p("external_id"))
 )
 INSERT_CALL = Query(
     sa.insert(calls).values(
@@ -78,11 +98,16 @@ UPDATE_CALL = Query(
         updated_at=p("now"),
     )
 )
-_EXTENSION_CALLS = (
+#: the newest call the caller may reach: of one extension's accounts, or of every extension's
+#: (extension_id NULL), and of one account when it was named (account_ref not NULL)
+_REACHABLE_CALLS = (
     sa.select(*_CALL)
     .join(extension_accounts, extension_accounts.c.id == calls.c.account_ref)
     .where(
-        extension_accounts.c.extension_id == p("extension_id"),
+        sa.or_(
+            sa.cast(p("extension_id"), sa.BigInteger).is_(None),
+            extension_accounts.c.extension_id == p("extension_id"),
+        ),
         sa.or_(
             sa.cast(p("account_ref"), sa.BigInteger).is_(None),
             calls.c.account_ref == p("account_ref"),
@@ -91,10 +116,10 @@ _EXTENSION_CALLS = (
     .order_by(calls.c.id.desc())
     .limit(1)
 )
-LATEST_CALL_IN_TASK = Query(_EXTENSION_CALLS.where(calls.c.task_id == p("task_id")))
-LATEST_CALL_BY_EXTERNAL_ID = Query(_EXTENSION_CALLS.where(calls.c.external_id == p("external_id")))
+LATEST_CALL_IN_TASK = Query(_REACHABLE_CALLS.where(calls.c.task_id == p("task_id")))
+LATEST_CALL_BY_EXTERNAL_ID = Query(_REACHABLE_CALLS.where(calls.c.external_id == p("external_id")))
 LATEST_CALL_BETWEEN = Query(
-    _EXTENSION_CALLS.where(
+    _REACHABLE_CALLS.where(
         calls.c.from_number == p("from_number"), calls.c.to_number == p("to_number")
     )
 )
@@ -103,6 +128,15 @@ SET_RECORD = Query(
     .where(calls.c.id == p("id"))
     .values(record_file_id=p("file_id"), updated_at=p("now"))
 )
+#: an upload the caller may attach: the account's extension's, or the calling user's own
+RECORD_FILE = Query(
+    sa.select(
+        files.c.id, files.c.guid, files.c.name, files.c.size, files.c.md5, files.c.content_type
+    ).where(
+        files.c.guid == p("guid"),
+        sa.or_(files.c.extension_id == p("extension_id"), files.c.user_id == p("user_id")),
+    )
+)
 
 
 def _call_text(call: IncomingCall) -> str:
@@ -110,27 +144,68 @@ def _call_text(call: IncomingCall) -> str:
     return text + (f", internal number {call.internal_number}" if call.internal_number else "")
 
 
-async def _assign_operator(tx: Tx, task_id: int, internal_number: str | None) -> None:
-    """The user whose work phone is the internal number becomes responsible, with a note."""
-    person = await find_by_work_phone(tx, internal_number)
-    if person is None:
-        return
-    task = await task_store.get_task(tx, task_id)
-    if task is not None and task.responsible_id == person.user_id:
-        return
-    await task_store.set_responsible(tx, task_id, person.user_id)
+@dataclass(frozen=True)
+class _Landing:
+    """The task a call landed in, and who is responsible for it before the operator."""
+
+    task_id: int
+    is_new_task: bool
+    responsible: Person | None
+
+
+async def _hand_to_operator(
+    tx: Tx, landing: _Landing, operator: Person | None, internal_number: str | None
+) -> Person | None:
+    """The operator (the user whose work phone is the internal number) becomes responsible,
+    with a note; returns who is responsible now."""
+    if operator is None:
+        return landing.responsible
+    if not landing.is_new_task:  # a new task was created with the operator responsible
+        if landing.responsible is not None and landing.responsible.user_id == operator.user_id:
+            return operator
+        await task_store.set_responsible(tx, landing.task_id, operator.user_id)
     await add_note(
         tx,
-        task_id,
-        f"{person.first_name} {person.last_name} is responsible: "
+        landing.task_id,
+        f"{operator.first_name} {operator.last_name} is responsible: "
         f"took the call on internal number {internal_number}",
+    )
+    return operator
+
+
+async def _reported_before(tx: Tx, account: Account, call: IncomingCall) -> Row | None:
+    """The call this one repeats (same external_id in the account), if any."""
+    if not call.external_id:
+        return None
+    key = {"account_ref": account.id, "external_id": call.external_id}
+    existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
+    # a PBX reporting one call twice at once must still make one call
+    if existing is None and await tx.lock("call", account.id, call.external_id):
+        existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
+    return existing
+
+
+async def _conversation(
+    tx: Tx, account: Account, call: IncomingCall, operator: Person | None
+) -> Routed:
+    subject = f"Call from {call.from_number}"
+    if call.external_id:
+        # A PBX's call id is a conversation of its own, so its first report always opens a
+        # task (whatever the routing): no call had this id (`_reported_before`, under the
+        # lock), and its channel is only ever made together with its call, here.
+        return await new_conversation(
+            tx, account, "call", call.external_id, subject=subject, responsible=operator
+        )
+    # A caller's number is another kind of conversation, even when equal to some call id.
+    return await route(
+        tx, account, "caller", call.from_number, subject=subject, responsible=operator
     )
 
 
-async def _new_call(tx: Tx, account: Account, call: IncomingCall) -> tuple[int, bool]:
-    # A PBX's call id and a caller's number are different conversations, even when equal.
-    kind, key = ("call", call.external_id) if call.external_id else ("caller", call.from_number)
-    routed = await route(tx, account, kind, key, subject=f"Call from {call.from_number}")
+async def _new_call(
+    tx: Tx, account: Account, call: IncomingCall, operator: Person | None
+) -> _Landing:
+    routed = await _conversation(tx, account, call, operator)
     await tx.run(
         INSERT_CALL,
         account_ref=account.id,
@@ -144,55 +219,66 @@ async def _new_call(tx: Tx, account: Account, call: IncomingCall) -> tuple[int, 
     await add_comment(
         tx, NewComment(routed.task_id, Formatted(_call_text(call)), channel_id=routed.channel_id)
     )
-    return routed.task_id, routed.is_new_task
+    return _Landing(routed.task_id, routed.is_new_task, routed.responsible)
 
 
-async def _reopen_if_routed_so(tx: Tx, account: Account, task_id: int) -> None:
-    """A call reported again (same external_id) follows the account's routing like a new one:
-    under reopen_closed its task, if closed meanwhile, is reopened."""
-    if account.routing != "reopen_closed":
-        return
-    task = await task_store.get_task(tx, task_id)
-    if task is not None and task.closed_at is not None:
+def _responsible_in(row: Row) -> Person | None:
+    if row["responsible_id"] is None:
+        return None
+    return Person(row["responsible_id"], row["first_name"], row["last_name"], row["work_phone"])
+
+
+async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCall) -> _Landing:
+    """A call reported again: new numbers (an internal number is kept when none is sent).
+
+    It follows the account's routing like a new report would: under reopen_closed its task,
+    if closed meanwhile, is reopened."""
+    task_id = int(existing["task_id"])
+    if account.routing == "reopen_closed" and existing["closed_at"] is not None:
         await task_store.reopen(tx, task_id)
+    await tx.run(
+        UPDATE_CALL,
+        id=existing["id"],
+        from_number=call.from_number,
+        to_number=call.to_number,
+        internal_number=call.internal_number,
+        now=utcnow(),
+    )
+    return _Landing(task_id, False, _responsible_in(existing))
 
 
-async def register_call(tx: Tx, principal: ExtensionPrincipal, call: IncomingCall) -> Outcome:
-    """POST /call and /v4/integrations/call."""
+async def register_call(tx: Tx, principal: Principal, call: IncomingCall) -> Outcome:
+    """POST /v1/call and /v4/integrations/call."""
     account, form = await account_and_form(tx, principal, call.account_id)
     mapped = map_values(form, call.mappings)
-    existing = None
-    if call.external_id:
-        key = {"account_ref": account.id, "external_id": call.external_id}
-        existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
-        # a PBX reporting one call twice at once must still make one call
-        if existing is None and await tx.lock("call", account.id, call.external_id):
-            existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
+    operator = await find_by_work_phone(tx, call.internal_number)
+    existing = await _reported_before(tx, account, call)
     if existing is not None:
-        task_id, is_new = existing["task_id"], False
-        await _reopen_if_routed_so(tx, account, task_id)
-        await tx.run(
-            UPDATE_CALL,
-            id=existing["id"],
-            from_number=call.from_number,
-            to_number=call.to_number,
-            internal_number=call.internal_number,
-            now=utcnow(),
-        )
+        landing = await _update_call(tx, account, existing, call)
     else:
-        task_id, is_new = await _new_call(tx, account, call)
-    await task_store.set_values(tx, task_id, mapped.values)
-    await _assign_operator(tx, task_id, call.internal_number)
-    responsible: Person | None = await task_store.responsible_of(tx, task_id)
-    return Outcome(task_id, is_new, responsible, mapped.problems)
+        landing = await _new_call(tx, account, call, operator)
+    await task_store.set_values(tx, landing.task_id, mapped.values)
+    responsible = await _hand_to_operator(tx, landing, operator, call.internal_number)
+    return Outcome(landing.task_id, landing.is_new_task, responsible, mapped.problems)
 
 
 async def _find_call(
-    tx: Tx, extension_id: int, account: Account | None, record: CallRecord
-) -> dict[str, object]:
-    scope = {"extension_id": extension_id, "account_ref": account.id if account else None}
+    tx: Tx,
+    principal: Principal,
+    account: Account | None,
+    record: CallRecord,
+    unknown_task_code: str,
+) -> Row:
+    scope = {
+        "extension_id": extension_scope(principal),
+        "account_ref": account.id if account else None,
+    }
     if record.task_id is not None:
         found = await tx.one(LATEST_CALL_IN_TASK, **scope, task_id=record.task_id)
+        if found is None and await task_store.get_task(tx, record.task_id) is None:
+            raise FrontdeskError(
+                unknown_task_code, f"No task {record.task_id}. Request not processed"
+            )
         what = f"task {record.task_id}"
     elif record.external_id:
         found = await tx.one(LATEST_CALL_BY_EXTERNAL_ID, **scope, external_id=record.external_id)
@@ -211,12 +297,18 @@ async def _find_call(
     return found
 
 
-async def _record_file(tx: Tx, extension_id: int, guid: str) -> int:
-    stored = await extension_file(tx, extension_id, guid)
-    if stored is None:
+async def _record_file(tx: Tx, principal: Principal, account: Account, guid: str) -> int:
+    row = await tx.one(
+        RECORD_FILE,
+        guid=guid.strip().lower(),
+        extension_id=account.extension_id,
+        user_id=uploader_id(principal),
+    )
+    if row is None:
         raise FrontdeskError(
             "unrecognized_attachment_id", f"No uploaded file {guid!r}. Request not processed"
         )
+    stored = StoredFile(**row)
     if stored.extension not in AUDIO_EXTENSIONS:
         raise FrontdeskError(
             "unsupported_record_file_format",
@@ -226,26 +318,31 @@ async def _record_file(tx: Tx, extension_id: int, guid: str) -> int:
 
 
 async def attach_call_record(
-    tx: Tx, principal: ExtensionPrincipal, record: CallRecord
+    tx: Tx,
+    principal: Principal,
+    record: CallRecord,
+    *,
+    unknown_task_code: str = "unrecognized_call_id",
 ) -> list[Problem]:
     """POST /attachcallrecord: the recording becomes a call comment in the call's task.
 
     `account_id` is optional (Pyrus' own v4 clients do not send it): the call knows its account.
+    A `task_id` naming no task answers `unknown_task_code`: the Extensions API v1 document
+    knows only unrecognized_call_id here; API v4 tells that apart (unrecognized_task_id).
     """
     if not record.record_file:
         raise required("record_file")
     account = None
     if record.account_id is not None:
-        account = await active_account(tx, principal, record.account_id)
+        account = await account_of(tx, principal, record.account_id)
     else:
-        await ensure_current(tx, principal)
-    extension_id = principal.extension_id
-    call = await _find_call(tx, extension_id, account, record)
+        await ensure_caller_current(tx, principal)
+    call = await _find_call(tx, principal, account, record, unknown_task_code)
     if account is None:
-        account = ensure_enabled(await account_by_ref(tx, int(str(call["account_ref"]))))
-    file_id = await _record_file(tx, extension_id, record.record_file)
+        account = ensure_enabled(await account_by_ref(tx, int(call["account_ref"])))
+    file_id = await _record_file(tx, principal, account, record.record_file)
     mapped = map_values(await load_form(tx, account.form_id), record.mappings)
-    task_id = int(str(call["task_id"]))
+    task_id = int(call["task_id"])
     await task_store.set_values(tx, task_id, mapped.values)
     await tx.run(SET_RECORD, id=call["id"], file_id=file_id, now=utcnow())
     await add_comment(tx, NewComment(task_id, Formatted("Call recording"), file_ids=[file_id]))

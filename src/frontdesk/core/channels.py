@@ -182,11 +182,13 @@ async def route(
     subject: str | None = None,
     message_type: str | None = None,
     sender_name: str | None = None,
+    responsible: Person | None = None,
 ) -> Routed:
     """Find or create the task for a conversation, per the account's routing.
 
     `latest` is the conversation's newest channel when the caller read it already
-    (`find_conversation`); by default it is read here.
+    (`find_conversation`); by default it is read here. `responsible` is who a new task
+    gets (an existing one keeps its own).
     """
     if account.routing != "always_new":
         if latest is ...:
@@ -200,10 +202,42 @@ async def route(
             found = await _existing(tx, account, await _latest(tx, account, kind, key))
             if found is not None:
                 return found
+    return await new_conversation(
+        tx,
+        account,
+        kind,
+        key,
+        subject=subject,
+        message_type=message_type,
+        sender_name=sender_name,
+        responsible=responsible,
+    )
+
+
+async def new_conversation(
+    tx: Tx,
+    account: Account,
+    kind: str,
+    key: str,
+    *,
+    subject: str | None = None,
+    message_type: str | None = None,
+    sender_name: str | None = None,
+    responsible: Person | None = None,
+) -> Routed:
+    """A new task with the conversation's channel, whatever the routing says.
+
+    For `route`, and for a conversation the caller knows to be new (a call's first report:
+    a call id is a conversation of its own, see core.calls).
+    """
     task_id = await task_store.create_task(
-        tx, form_id=account.form_id, account_ref=account.id, subject=subject
+        tx,
+        form_id=account.form_id,
+        account_ref=account.id,
+        subject=subject,
+        responsible_id=responsible.user_id if responsible else None,
     )
     channel_id = await open_channel(
         tx, task_id, account, kind, key, message_type=message_type, sender_name=sender_name
     )
-    return Routed(task_id, channel_id, True)
+    return Routed(task_id, channel_id, True, responsible)

@@ -89,6 +89,17 @@ ACCOUNT = Query(
     )
 )
 ACCOUNT_BY_REF = Query(sa.select(*ACCOUNT_COLUMNS).where(extension_accounts.c.id == p("id")))
+# An account named only by its account_id, in whichever extension has it (API v4: a user's
+# token names no extension). Only (extension, account_id) is unique, so several extensions may
+# have an account of that id: the oldest one is taken, always. That keeps the choice stable
+# (adding an extension never moves where an existing account's calls land) and makes a
+# disabled account answer webhook_is_disabled rather than quietly sending its calls elsewhere.
+OLDEST_ACCOUNT_NAMED = Query(
+    sa.select(*ACCOUNT_COLUMNS)
+    .where(extension_accounts.c.account_id == p("account_id"))
+    .order_by(extension_accounts.c.id)
+    .limit(1)
+)
 SET_ENABLED = Query(
     sa.update(extension_accounts)
     .where(
@@ -196,6 +207,17 @@ async def usable_account(
         row["extension_id"],
     )
     return ensure_enabled(account)
+
+
+async def account_named(tx: Tx, account_id: str) -> Account:
+    """The account of that account_id in any extension (OLDEST_ACCOUNT_NAMED), if usable."""
+    row = await tx.one(OLDEST_ACCOUNT_NAMED, account_id=account_id)
+    if row is None:
+        raise FrontdeskError(
+            "unrecognized_account_id",
+            f"Account {account_id!r} is not registered; request not processed",
+        )
+    return ensure_enabled(Account(**row))
 
 
 async def account_by_ref(tx: Tx, account_ref: int) -> Account:

@@ -1,17 +1,24 @@
-"""Files: uploaded once (guid), attached to comments, downloaded by numeric id."""
+"""Files: uploaded once (guid), attached to comments, downloaded by numeric id.
+
+An upload belongs to whoever sent it: an extension (Extensions API v1) or a user (API v4).
+Only its uploader may attach it by guid; who may download it is wider (see `file_for_*`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
+from frontdesk.core import access
 from frontdesk.core.clock import utcnow
 from frontdesk.errors import NotFound
-from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.blobs import BlobStore, StoredBlob
+from frontdesk.storage.database import Database
+from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import (
     attachments,
     calls,
@@ -71,7 +78,12 @@ EXTENSION_FILE_BY_GUID = Query(
         files.c.guid == p("guid"), files.c.extension_id == p("extension_id")
     )
 )
-FILE_BY_ID = Query(sa.select(*_FILE_COLUMNS, files.c.extension_id).where(files.c.id == p("id")))
+USER_FILE_BY_GUID = Query(
+    sa.select(*_FILE_COLUMNS).where(files.c.guid == p("guid"), files.c.user_id == p("user_id"))
+)
+FILE_BY_ID = Query(
+    sa.select(*_FILE_COLUMNS, files.c.extension_id, files.c.user_id).where(files.c.id == p("id"))
+)
 # A file is the extension's when it uploaded it, or when it is attached to a comment in a task
 # of one of its accounts (an agent's answer going out to the extension's channel).
 FILE_IN_EXTENSION_TASK = Query(
@@ -81,6 +93,21 @@ FILE_IN_EXTENSION_TASK = Query(
     .join(extension_accounts, extension_accounts.c.id == tasks.c.account_ref)
     .where(attachments.c.file_id == p("id"), extension_accounts.c.extension_id == p("extension_id"))
     .limit(1)
+)
+# The tasks that show a file: as a comment's attachment, or as a call's recording.
+TASKS_SHOWING_FILE = Query(
+    sa.select(tasks.c.form_id, tasks.c.author_id, tasks.c.responsible_id)
+    .where(
+        tasks.c.id.in_(
+            sa.union(
+                sa.select(comments.c.task_id)
+                .join(attachments, attachments.c.comment_id == comments.c.id)
+                .where(attachments.c.file_id == p("id")),
+                sa.select(calls.c.task_id).where(calls.c.record_file_id == p("id")),
+            )
+        )
+    )
+    .order_by(tasks.c.id)
 )
 INSERT_ATTACHMENT = Query(
     sa.insert(attachments).values(
@@ -130,16 +157,59 @@ async def register_file(
     return int(row["id"])
 
 
+async def keep_upload(
+    db: Database,
+    blobs: BlobStore,
+    blob: StoredBlob,
+    name: str,
+    content_type: str,
+    *,
+    extension_id: int | None = None,
+    user_id: int | None = None,
+) -> int:
+    """Record a received blob as its uploader's file; bytes that no row records are deleted."""
+    try:
+        return await db.write(
+            register_file,
+            guid=blob.key,
+            name=name,
+            size=blob.size,
+            md5=blob.md5,
+            content_type=content_type,
+            extension_id=extension_id,
+            user_id=user_id,
+        )
+    except Exception:  # not on cancellation: the unit may still commit (storage.sqlite)
+        blobs.delete(blob.key)
+        raise
+
+
+def _stored(row: Row) -> StoredFile:
+    return StoredFile(
+        row["id"], row["guid"], row["name"], row["size"], row["md5"], row["content_type"]
+    )
+
+
+def _normal_guid(guid: str) -> str:
+    return guid.strip().lower()
+
+
 async def extension_file(tx: Tx, extension_id: int, guid: str) -> StoredFile | None:
-    row = await tx.one(EXTENSION_FILE_BY_GUID, guid=guid.strip().lower(), extension_id=extension_id)
-    return None if row is None else StoredFile(**row)
+    row = await tx.one(EXTENSION_FILE_BY_GUID, guid=_normal_guid(guid), extension_id=extension_id)
+    return None if row is None else _stored(row)
 
 
-async def resolve_guids(tx: Tx, extension_id: int, guids: Sequence[str]) -> ResolvedFiles:
-    """The ids of files this extension uploaded, and the guids that match none."""
+async def user_file(tx: Tx, user_id: int, guid: str) -> StoredFile | None:
+    row = await tx.one(USER_FILE_BY_GUID, guid=_normal_guid(guid), user_id=user_id)
+    return None if row is None else _stored(row)
+
+
+async def _resolve(
+    guids: Sequence[str], find: Callable[[str], Awaitable[StoredFile | None]]
+) -> ResolvedFiles:
     resolved = ResolvedFiles()
     for guid in guids:
-        found = await extension_file(tx, extension_id, guid)
+        found = await find(guid)
         if found is None:
             resolved.unknown.append(guid)
         elif found.id not in resolved.ids:
@@ -147,23 +217,64 @@ async def resolve_guids(tx: Tx, extension_id: int, guids: Sequence[str]) -> Reso
     return resolved
 
 
+async def resolve_guids(tx: Tx, extension_id: int, guids: Sequence[str]) -> ResolvedFiles:
+    """The ids of files this extension uploaded, and the guids that match none."""
+    return await _resolve(guids, lambda guid: extension_file(tx, extension_id, guid))
+
+
+async def resolve_user_guids(tx: Tx, user_id: int, guids: Sequence[str]) -> ResolvedFiles:
+    """The ids of files this user uploaded (API v4), and the guids that match none."""
+    return await _resolve(guids, lambda guid: user_file(tx, user_id, guid))
+
+
 async def attach(tx: Tx, comment_id: int, file_ids: Sequence[int]) -> None:
     for position, file_id in enumerate(file_ids):
         await tx.run(INSERT_ATTACHMENT, comment_id=comment_id, file_id=file_id, position=position)
 
 
-async def file_for_extension(tx: Tx, extension_id: int, file_id: int) -> StoredFile:
-    """A file the extension may download; NotFound for any other, so ids cannot be probed."""
+def _missing() -> NotFound:
+    # the same answer for a file that exists but is not the caller's: ids cannot be probed
+    return NotFound("File not found", "file_is_missing")
+
+
+async def _file_row(tx: Tx, file_id: int) -> Row:
     row = await tx.one(FILE_BY_ID, id=file_id)
     if row is None:
-        raise NotFound("File not found", "file_is_missing")
-    owner = row.pop("extension_id")
+        raise _missing()
+    return row
+
+
+async def file_for_extension(tx: Tx, extension_id: int, file_id: int) -> StoredFile:
+    """A file the extension may download: its own upload, or one in a task of its accounts."""
+    row = await _file_row(tx, file_id)
     if (
-        owner != extension_id
+        row["extension_id"] != extension_id
         and await tx.one(FILE_IN_EXTENSION_TASK, id=file_id, extension_id=extension_id) is None
     ):
-        raise NotFound("File not found", "file_is_missing")
-    return StoredFile(**row)
+        raise _missing()
+    return _stored(row)
+
+
+async def _shown_in_visible_task(tx: Tx, user_id: int, file_id: int) -> bool:
+    for task in await tx.all(TASKS_SHOWING_FILE, id=file_id):
+        if await access.may_see_task(
+            tx,
+            user_id,
+            form_id=task["form_id"],
+            author_id=task["author_id"],
+            responsible_id=task["responsible_id"],
+        ):
+            return True
+    return False
+
+
+async def file_for_user(tx: Tx, user_id: int, file_id: int) -> StoredFile:
+    """A file the user may download: their own upload, or one that a task they may see shows
+    (a comment's attachment, a call's recording)."""
+    row = await _file_row(tx, file_id)
+    if row["user_id"] != user_id and not await _shown_in_visible_task(tx, user_id, file_id):
+        raise _missing()
+    return _stored(row)
 
 
 async def unreferenced_files(tx: Tx, cutoff: datetime, limit: int = 500) -> list[int]:

@@ -46,6 +46,9 @@ class Form:
         found = self.fields.get(MESSAGE_TYPE_CODE)
         return found.choices if found else ()
 
+    def field_with_id(self, field_id: int) -> Field | None:
+        return next((f for f in self.fields.values() if f.id == field_id), None)
+
 
 INSERT_FORM = Query(
     sa.insert(forms).values(name=p("name"), created_at=p("now")).returning(forms.c.id)

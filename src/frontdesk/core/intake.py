@@ -1,4 +1,13 @@
-"""What every inbound message or call checks first, shared by messages and calls."""
+"""What every inbound message or call checks first, shared by messages and calls.
+
+Calls come in through two doors: an extension (Extensions API v1, `/v1/call`) and a user
+(API v4, `/v4/integrations/call`: a PBX signed in as an agent). The call logic is one; what
+differs is only which accounts the caller may name, and which uploads it may attach:
+    extension  its own accounts, and the files it uploaded
+    user       an account of any extension, by account_id (`extensions.account_named`), and
+               the files the user uploaded or the account's extension did
+Both have their token's revocation checked inside the unit of work that does the work.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from frontdesk.core import files
-from frontdesk.core.auth import ExtensionPrincipal
-from frontdesk.core.extensions import Account, active_account
+from frontdesk.core.auth import (
+    ExtensionPrincipal,
+    UserPrincipal,
+    ensure_current,
+    ensure_current_user,
+)
+from frontdesk.core.extensions import Account, account_named, active_account
 from frontdesk.core.forms import Form, load_form
 from frontdesk.core.users import Person
 from frontdesk.errors import FrontdeskError, Problem
@@ -15,6 +29,9 @@ from frontdesk.storage.sql import Tx
 
 MAX_MESSAGE_TEXT = 10_000
 MAX_ATTACHMENTS = 100
+
+#: who sends a message or call in: an extension (API v1) or a user (API v4)
+Principal = ExtensionPrincipal | UserPrincipal
 
 
 @dataclass
@@ -37,10 +54,38 @@ def check_text_length(*texts: str | None, name: str = "message_text") -> None:
             )
 
 
-async def account_and_form(
-    tx: Tx, principal: ExtensionPrincipal, account_id: str
-) -> tuple[Account, Form]:
-    account = await active_account(tx, principal, account_id)
+async def account_of(tx: Tx, principal: Principal, account_id: str) -> Account:
+    """The account the caller names, or the error Pyrus answers when there is none.
+
+    Checks the token's revocation too: in the account's own query for an extension, by the
+    user's key generation for a user (before the account, so a revoked token is told so).
+    """
+    if isinstance(principal, ExtensionPrincipal):
+        return await active_account(tx, principal, account_id)
+    await ensure_current_user(tx, principal)
+    return await account_named(tx, account_id)
+
+
+async def ensure_caller_current(tx: Tx, principal: Principal) -> None:
+    """The token was not revoked (for work that names no account)."""
+    if isinstance(principal, ExtensionPrincipal):
+        await ensure_current(tx, principal)
+    else:
+        await ensure_current_user(tx, principal)
+
+
+def extension_scope(principal: Principal) -> int | None:
+    """The extension whose accounts the caller may reach; None: every extension's."""
+    return principal.extension_id if isinstance(principal, ExtensionPrincipal) else None
+
+
+def uploader_id(principal: Principal) -> int | None:
+    """The user whose own uploads the caller may attach (None for an extension)."""
+    return principal.user_id if isinstance(principal, UserPrincipal) else None
+
+
+async def account_and_form(tx: Tx, principal: Principal, account_id: str) -> tuple[Account, Form]:
+    account = await account_of(tx, principal, account_id)
     return account, await load_form(tx, account.form_id)
 
 

@@ -17,6 +17,7 @@ from frontdesk.core.intake import (
     check_text_length,
     resolve_attachments,
 )
+from frontdesk.core.replies import Answer, send_to_customer
 from frontdesk.errors import FrontdeskError, Problem, required
 from frontdesk.storage.sql import Tx
 
@@ -96,7 +97,7 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
         raise required("comment_text")  # e.g. HTML that sanitised to nothing
     await task_store.set_values(tx, task.id, mapped.values)
     if body.text or file_ids:
-        await add_comment(
+        comment_id = await add_comment(
             tx,
             NewComment(
                 task.id,
@@ -106,6 +107,8 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
                 send_to_external_channel=new.send_to_external_channel,
             ),
         )
+        if new.send_to_external_channel:
+            await send_to_customer(tx, Answer(task.id, comment_id, body.text, file_ids))
     return mapped.problems
 
 

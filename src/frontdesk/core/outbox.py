@@ -34,6 +34,8 @@ PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 STATUSES = (PENDING, SENDING, SENT, DEAD)
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
+#: Pyrus': the first try and two retries (the worker's policy may say otherwise)
+DEFAULT_MAX_ATTEMPTS = 3
 #: what `deliveries show` keeps of an answer
 EXCERPT_LIMIT = 2000
 
@@ -66,56 +68,84 @@ INSERT = Query(
         ordering_key=p("ordering_key"),
         status=PENDING,
         attempts=0,
-        max_attempts=p("max_attempts"),
+        max_attempts=DEFAULT_MAX_ATTEMPTS,
         next_attempt_at=p("now"),
         created_at=p("now"),
     )
     .returning(deliveries.c.id)
 )
 
-_earlier = deliveries.alias("earlier")
-_claimable = sa.or_(
-    deliveries.c.status == PENDING,
-    sa.and_(deliveries.c.status == SENDING, deliveries.c.lease_until < p("now")),
-)
-#: the oldest unfinished row of each key, when it is due
-DUE = Query(
-    sa.select(deliveries.c.id)
-    .where(
-        _claimable,
-        deliveries.c.next_attempt_at <= p("now"),
-        ~sa.exists().where(
-            _earlier.c.ordering_key == deliveries.c.ordering_key,
-            _earlier.c.id < deliveries.c.id,
-            # (not IN: a literal list compiles to an expanding parameter we do not run)
-            sa.or_(_earlier.c.status == PENDING, _earlier.c.status == SENDING),
-        ),
+
+def _claimable(table: Any) -> sa.ColumnElement[bool]:
+    """Waiting to be sent, or held by a worker whose lease ran out (it died mid-send)."""
+    return sa.or_(
+        table.c.status == PENDING,
+        sa.and_(table.c.status == SENDING, table.c.lease_until < p("now")),
     )
-    .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-    .limit(p("limit"))
+
+
+def _due(table: Any) -> sa.Select[tuple[int]]:
+    """The oldest unfinished row of each key, when it is due, oldest due first."""
+    earlier = deliveries.alias("earlier")
+    return (
+        sa.select(table.c.id)
+        .where(
+            _claimable(table),
+            table.c.next_attempt_at <= p("now"),
+            ~sa.exists().where(
+                earlier.c.ordering_key == table.c.ordering_key,
+                earlier.c.id < table.c.id,
+                # (not IN: a literal list compiles to an expanding parameter we do not run)
+                sa.or_(earlier.c.status == PENDING, earlier.c.status == SENDING),
+            ),
+        )
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(p("limit"))
+    )
+
+
+DUE = Query(_due(deliveries))
+_CLAIMED_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.delivery_id,
+    deliveries.c.kind,
+    deliveries.c.url,
+    deliveries.c.content_type,
+    deliveries.c.body,
+    deliveries.c.extension_id,
+    deliveries.c.attempts,
+    deliveries.c.max_attempts,
+)
+_TAKE = {
+    "status": SENDING,
+    "attempts": deliveries.c.attempts + 1,
+    "max_attempts": p("max_attempts"),
+    "lease_until": p("lease_until"),
+}
+# One statement claims a batch. The WHERE is checked again on each row as it is locked, so
+# of two workers that read the same due rows, each row goes to one (PostgreSQL, READ
+# COMMITTED); SQLite has one writer at a time anyway.
+CLAIM_DUE = Query(
+    sa.update(deliveries)
+    .where(
+        deliveries.c.id.in_(_due(deliveries.alias("due")).scalar_subquery()),
+        _claimable(deliveries),
+    )
+    .values(**_TAKE)
+    .returning(*_CLAIMED_COLUMNS)
 )
 CLAIM = Query(
     sa.update(deliveries)
-    .where(deliveries.c.id == p("id"), _claimable)
-    .values(status=SENDING, attempts=deliveries.c.attempts + 1, lease_until=p("lease_until"))
-    .returning(
-        deliveries.c.id,
-        deliveries.c.delivery_id,
-        deliveries.c.kind,
-        deliveries.c.url,
-        deliveries.c.content_type,
-        deliveries.c.body,
-        deliveries.c.extension_id,
-        deliveries.c.attempts,
-        deliveries.c.max_attempts,
-    )
+    .where(deliveries.c.id == p("id"), _claimable(deliveries))
+    .values(**_TAKE)
+    .returning(*_CLAIMED_COLUMNS)
 )
 NEXT_DUE = Query(
     sa.select(sa.func.min(deliveries.c.next_attempt_at).label("due")).where(
         deliveries.c.status == PENDING
     )
 )
-SECRET = Query(sa.select(extensions.c.secret).where(extensions.c.id == p("id")))
+SECRETS = Query(sa.select(extensions.c.id, extensions.c.secret))
 INSERT_ATTEMPT = Query(
     sa.insert(delivery_attempts).values(
         delivery_ref=p("delivery_ref"),
@@ -191,7 +221,6 @@ async def enqueue(
     url: str,
     body: bytes,
     ordering_key: str,
-    max_attempts: int,
     content_type: str = JSON_TYPE,
     extension_id: int | None = None,
 ) -> int:
@@ -205,22 +234,44 @@ async def enqueue(
         body=body.decode(),
         extension_id=extension_id,
         ordering_key=ordering_key,
-        max_attempts=max_attempts,
         now=utcnow(),
     )
     assert row is not None
     return int(row["id"])
 
 
-async def claim_due(tx: Tx, limit: int, lease: timedelta) -> list[Claimed]:
-    """Take up to `limit` due deliveries, the head of each key, for `lease`."""
+async def due_ids(tx: Tx, limit: int) -> list[int]:
+    """Up to `limit` deliveries that are due, the head of each key (a read: an idle worker
+    polls with this and writes nothing)."""
+    return [row["id"] for row in await tx.all(DUE, now=utcnow(), limit=limit)]
+
+
+async def claim(
+    tx: Tx, ids: Sequence[int], lease: timedelta, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> list[Claimed]:
+    """Take these deliveries for `lease`, unless another worker took one first."""
     now = utcnow()
-    claimed = []
-    for row in await tx.all(DUE, now=now, limit=limit):
-        taken = await tx.one(CLAIM, id=row["id"], now=now, lease_until=now + lease)
-        if taken is not None:  # another worker may have taken it between the two statements
-            claimed.append(await _claimed(tx, taken))
-    return claimed
+    rows = []
+    for delivery in ids:
+        taken = await tx.one(
+            CLAIM, id=delivery, now=now, lease_until=now + lease, max_attempts=max_attempts
+        )
+        if taken is not None:
+            rows.append(taken)
+    return await _claimed(tx, rows)
+
+
+async def claim_due(
+    tx: Tx, limit: int, lease: timedelta, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> list[Claimed]:
+    """Take up to `limit` due deliveries (the head of each key) for `lease`; the worker's
+    retry policy sets how many attempts they get."""
+    now = utcnow()
+    rows = await tx.all(
+        CLAIM_DUE, now=now, limit=limit, lease_until=now + lease, max_attempts=max_attempts
+    )
+    rows.sort(key=lambda row: row["id"])
+    return await _claimed(tx, rows)
 
 
 async def next_due(tx: Tx) -> datetime | None:
@@ -229,22 +280,26 @@ async def next_due(tx: Tx) -> datetime | None:
     return None if row is None else row["due"]
 
 
-async def _claimed(tx: Tx, row: Row) -> Claimed:
-    secret = None
-    if row["extension_id"] is not None:
-        found = await tx.one(SECRET, id=row["extension_id"])
-        secret = None if found is None else found["secret"]
-    return Claimed(
-        id=row["id"],
-        delivery_id=row["delivery_id"],
-        kind=row["kind"],
-        url=row["url"],
-        content_type=row["content_type"],
-        body=row["body"].encode(),
-        secret=secret,
-        attempt=row["attempts"],
-        max_attempts=row["max_attempts"],
-    )
+async def _claimed(tx: Tx, rows: list[Row]) -> list[Claimed]:
+    """The rows, with the current secret of the extension that signs each (read now: a
+    rotated secret applies to what is still waiting)."""
+    secrets: dict[int, str] = {}
+    if any(row["extension_id"] is not None for row in rows):
+        secrets = {row["id"]: row["secret"] for row in await tx.all(SECRETS)}
+    return [
+        Claimed(
+            id=row["id"],
+            delivery_id=row["delivery_id"],
+            kind=row["kind"],
+            url=row["url"],
+            content_type=row["content_type"],
+            body=row["body"].encode(),
+            secret=secrets.get(row["extension_id"]),
+            attempt=row["attempts"],
+            max_attempts=row["max_attempts"],
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -258,30 +313,60 @@ class Attempt:
     response_excerpt: str | None = None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A finished attempt and what follows: sent (`done`), due again at `retry_at`, or dead."""
+
+    claimed: Claimed
+    attempt: Attempt
+    retry_at: datetime | None
+    done: bool
+
+
+async def record_outcomes(tx: Tx, outcomes: Sequence[Outcome]) -> None:
+    """Log the attempts and settle their rows, as two batched statements."""
+    now = utcnow()
+    await tx.run_many(INSERT_ATTEMPT, [_attempt_row(outcome) for outcome in outcomes])
+    await tx.run_many(FINISH, [_finish_row(outcome, now) for outcome in outcomes])
+
+
+def _attempt_row(outcome: Outcome) -> dict[str, Any]:
+    attempt = outcome.attempt
+    return {
+        "delivery_ref": outcome.claimed.id,
+        "attempt": outcome.claimed.attempt,
+        "started_at": attempt.started_at,
+        "latency_ms": attempt.latency_ms,
+        "status_code": attempt.status_code,
+        "error": _clip(attempt.error, 500),
+        "response_excerpt": _clip(attempt.response_excerpt, EXCERPT_LIMIT),
+    }
+
+
+def _status_after(outcome: Outcome) -> str:
+    if outcome.done:
+        return SENT
+    return PENDING if outcome.retry_at is not None else DEAD
+
+
+def _finish_row(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    attempt = outcome.attempt
+    status = _status_after(outcome)
+    failure = None if outcome.done else attempt.error or f"HTTP {attempt.status_code}"
+    return {
+        "id": outcome.claimed.id,
+        "status": status,
+        "last_error": _clip(failure, 500),
+        "finished_at": None if status == PENDING else now,
+        "next_attempt_at": outcome.retry_at or now,
+    }
+
+
 async def record_attempt(
     tx: Tx, claimed: Claimed, attempt: Attempt, *, retry_at: datetime | None, done: bool
 ) -> None:
-    """Log the attempt; then the row is sent (`done`), due again at `retry_at`, or dead."""
-    await tx.run(
-        INSERT_ATTEMPT,
-        delivery_ref=claimed.id,
-        attempt=claimed.attempt,
-        started_at=attempt.started_at,
-        latency_ms=attempt.latency_ms,
-        status_code=attempt.status_code,
-        error=_clip(attempt.error, 500),
-        response_excerpt=_clip(attempt.response_excerpt, EXCERPT_LIMIT),
-    )
-    now = utcnow()
-    status = SENT if done else (PENDING if retry_at is not None else DEAD)
-    await tx.run(
-        FINISH,
-        id=claimed.id,
-        status=status,
-        last_error=None if done else _clip(attempt.error or f"HTTP {attempt.status_code}", 500),
-        finished_at=None if status == PENDING else now,
-        next_attempt_at=retry_at or now,
-    )
+    """One attempt's outcome (see record_outcomes)."""
+    await record_outcomes(tx, [Outcome(claimed, attempt, retry_at, done)])
 
 
 def _clip(text: str | None, limit: int) -> str | None:

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.users import Person, get_person
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import tasks
+from frontdesk.storage.tables import task_values, tasks
 
 SUBJECT_LENGTH = 200
 
@@ -32,6 +32,7 @@ INSERT_TASK = Query(
         account_ref=p("account_ref"),
         subject=p("subject"),
         responsible_id=p("responsible_id"),
+        author_id=p("author_id"),
         created_at=p("now"),
         updated_at=p("now"),
     )
@@ -66,6 +67,11 @@ UPSERT_VALUE = Query(
         sa.bindparam("value", type_=sa.Text),
     )
 )
+CLEAR_VALUE = Query(
+    sa.delete(task_values).where(
+        task_values.c.task_id == p("task_id"), task_values.c.field_id == p("field_id")
+    )
+)
 
 
 def subject_from(text: str) -> str | None:
@@ -84,12 +90,41 @@ async def create_task(
     subject: str | None = None,
     responsible_id: int | None = None,
 ) -> int:
+    return await _insert_task(
+        tx, form_id=form_id, account_ref=account_ref, subject=subject, responsible_id=responsible_id
+    )
+
+
+async def create_authored_task(
+    tx: Tx,
+    *,
+    author_id: int,
+    form_id: int | None,
+    subject: str | None = None,
+    responsible_id: int | None = None,
+) -> int:
+    """A task an agent made (API v4): no extension account, the agent as its author."""
+    return await _insert_task(
+        tx, form_id=form_id, subject=subject, responsible_id=responsible_id, author_id=author_id
+    )
+
+
+async def _insert_task(
+    tx: Tx,
+    *,
+    form_id: int | None,
+    subject: str | None,
+    responsible_id: int | None,
+    account_ref: int | None = None,
+    author_id: int | None = None,
+) -> int:
     row = await tx.one(
         INSERT_TASK,
         form_id=form_id,
         account_ref=account_ref,
         subject=subject,
         responsible_id=responsible_id,
+        author_id=author_id,
         now=utcnow(),
     )
     assert row is not None
@@ -116,6 +151,10 @@ async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:
 async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
     rows = [{"task_id": task_id, "field_id": f, "value": v} for f, v in values.items()]
     await tx.run_many(UPSERT_VALUE, rows)
+
+
+async def clear_values(tx: Tx, task_id: int, field_ids: list[int]) -> None:
+    await tx.run_many(CLEAR_VALUE, [{"task_id": task_id, "field_id": f} for f in field_ids])
 
 
 async def responsible_of(tx: Tx, task_id: int) -> Person | None:

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import hash_password, new_secret, token_hash
 from frontdesk.errors import FrontdeskError, NotFound
-from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import users
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -24,6 +24,17 @@ class Person:
     user_id: int
     first_name: str
     last_name: str
+    work_phone: str | None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A user as the API v4 member list and profile show them."""
+
+    user_id: int
+    first_name: str
+    last_name: str
+    email: str
     work_phone: str | None
 
 
@@ -43,6 +54,9 @@ def phone_digits(phone: str | None) -> str | None:
 _PERSON = (users.c.id, users.c.first_name, users.c.last_name, users.c.work_phone)
 USER_BY_EMAIL = Query(sa.select(users.c.id).where(users.c.email == p("email")))
 USER_BY_ID = Query(sa.select(*_PERSON).where(users.c.id == p("id")))
+_MEMBER = (*_PERSON, users.c.email)
+MEMBERS = Query(sa.select(*_MEMBER).order_by(users.c.id))
+MEMBER_BY_ID = Query(sa.select(*_MEMBER).where(users.c.id == p("id")))
 USER_BY_PHONE = Query(
     sa.select(*_PERSON).where(users.c.phone_digits == p("digits")).order_by(users.c.id).limit(1)
 )
@@ -103,6 +117,22 @@ async def get_person(tx: Tx, user_id: int) -> Person:
     if row is None:
         raise NotFound(f"No user {user_id}")
     return _person(row)
+
+
+def _member(row: Row) -> Member:
+    return Member(row["id"], row["first_name"], row["last_name"], row["email"], row["work_phone"])
+
+
+async def list_members(tx: Tx) -> list[Member]:
+    """Every user, oldest first: Frontdesk is one organisation, and every user is an agent."""
+    return [_member(row) for row in await tx.all(MEMBERS)]
+
+
+async def get_member(tx: Tx, user_id: int) -> Member:
+    row = await tx.one(MEMBER_BY_ID, id=user_id)
+    if row is None:
+        raise NotFound(f"No member {user_id}")
+    return _member(row)
 
 
 async def find_by_work_phone(tx: Tx, number: str | None) -> Person | None:

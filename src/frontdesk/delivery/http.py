@@ -13,7 +13,6 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,6 +25,10 @@ RESPONSE_CAP = 64 * 1024
 
 class OutboundError(Exception):
     """No HTTP answer: refused by the guard, unreachable, timed out."""
+
+
+class Refused(OutboundError):
+    """Never sent: the URL is not one we send to (the guard, a bad scheme). Retrying is futile."""
 
 
 def is_public(address: str) -> bool:
@@ -47,7 +50,7 @@ class _PublicOnlyResolver(AbstractResolver):
         found = await self._inner.resolve(host, port, family)
         public = [entry for entry in found if is_public(entry["host"])]
         if not public:
-            raise OutboundError(f"{host} resolves to no public address; refused")
+            raise Refused(f"{host} resolves to no public address; refused")
         return public
 
     async def close(self) -> None:
@@ -91,7 +94,7 @@ class Outbound:
     def _check_url(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise OutboundError(f"Not an http(s) URL: {url!r}")
+            raise Refused(f"Not an http(s) URL: {url!r}")
         if self.allow_private:
             return
         try:
@@ -99,7 +102,7 @@ class Outbound:
         except ValueError:
             return  # a name: the resolver checks what it resolves to
         if not is_public(str(literal)):
-            raise OutboundError(f"{parts.hostname} is not a public address; refused")
+            raise Refused(f"{parts.hostname} is not a public address; refused")
 
     async def request(
         self, method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None
@@ -122,6 +125,9 @@ class Outbound:
         except TimeoutError:
             raise OutboundError(f"No answer within {self._timeout.total:g} s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            refused = _refusal_in(exc)
+            if refused is not None:
+                raise refused from None
             raise OutboundError(_describe(exc)) from None
 
     async def close(self) -> None:
@@ -134,11 +140,14 @@ def _elapsed_ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
+def _refusal_in(exc: BaseException) -> Refused | None:
+    """The guard's refusal, which aiohttp hands back wrapped in a connector error."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, Refused):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def _describe(exc: BaseException) -> str:
-    cause: Any = exc
-    while isinstance(cause, aiohttp.ClientConnectorError) and cause.__cause__ is not None:
-        cause = cause.__cause__
-    if isinstance(cause, OutboundError):
-        return str(cause)
-    text = str(cause) or type(cause).__name__
-    return f"{type(cause).__name__}: {text}"[:500]
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]

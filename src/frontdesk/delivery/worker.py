@@ -18,8 +18,8 @@ from email.utils import parsedate_to_datetime
 
 from frontdesk.core import outbox
 from frontdesk.core.clock import utcnow
-from frontdesk.core.outbox import Attempt, Claimed
-from frontdesk.delivery.http import Answer, Outbound, OutboundError
+from frontdesk.core.outbox import Attempt, Claimed, Outcome
+from frontdesk.delivery.http import Answer, Outbound, OutboundError, Refused
 from frontdesk.delivery.signing import pyrus_signature
 from frontdesk.storage.database import Database
 
@@ -78,6 +78,9 @@ def request_headers(claimed: Claimed) -> dict[str, str]:
 
 
 class DeliveryWorker:
+    """Each step settles the sends that finished (one batched write), then claims what is
+    due into the free slots (one statement) and starts sending it."""
+
     def __init__(
         self,
         db: Database,
@@ -95,27 +98,30 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.lease = lease
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._finished: list[Outcome] = []
 
     async def run(self) -> None:
         """Send until cancelled; a failing database is logged and retried."""
         try:
             while True:
                 try:
-                    started = await self.send_due()
+                    started = await self.step()
                 except Exception:
-                    log.exception("Claiming deliveries failed; will retry")
+                    log.exception("Delivery step failed; will retry")
                     started = 0
                 if not started:
                     await self._idle()
         finally:
             await self._cancel_in_flight()
+            await self._settle()
 
-    async def send_due(self) -> int:
-        """Claim what is due (within the free slots) and start sending it; returns how many."""
+    async def step(self) -> int:
+        """Settle, then claim and start; returns how many sends started."""
+        await self._settle()
         free = self.concurrency - len(self._in_flight)
-        if free <= 0:
+        if free <= 0 or not await self.db.read(outbox.due_ids, 1):  # idle polls write nothing
             return 0
-        claimed = await self.db.write(outbox.claim_due, free, self.lease)
+        claimed = await self.db.write(outbox.claim_due, free, self.lease, self.policy.max_attempts)
         for delivery in claimed:
             task = asyncio.create_task(self._send(delivery))
             self._in_flight.add(task)
@@ -124,28 +130,38 @@ class DeliveryWorker:
 
     async def drain(self, timeout: float = 10.0, horizon: float = 1.0) -> None:
         """Send until nothing is in flight and nothing falls due within `horizon` seconds
-        (tests; a retry scheduled further out is left pending)."""
+        (tests, benchmarks; a retry scheduled further out is left pending)."""
         async with asyncio.timeout(timeout):
             while True:
-                if await self.send_due() or self._in_flight:
+                if await self.step() or self._in_flight or self._finished:
                     await self._idle()
                     continue
                 due = await self.db.read(outbox.next_due)
                 if due is None or due > utcnow() + timedelta(seconds=horizon):
                     return
-                await asyncio.sleep(self.poll_seconds)
+                await asyncio.sleep(min(self.poll_seconds, 0.05))
 
     async def _idle(self) -> None:
         if self._in_flight:  # a finished send may free a channel's next message
             await asyncio.wait(
                 self._in_flight, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
             )
-        else:
+        elif not self._finished:
             await asyncio.sleep(self.poll_seconds)
+
+    async def _settle(self) -> None:
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
+        try:
+            await self.db.write(outbox.record_outcomes, batch)
+        except Exception:  # their leases run out and they are sent again: at least once
+            log.exception("Recording %d delivery outcomes failed", len(batch))
 
     async def _send(self, claimed: Claimed) -> None:
         started_at = utcnow()
         answer: Answer | None = None
+        refused = False
         try:
             answer = await self.outbound.request(
                 "POST", claimed.url, body=claimed.body, headers=request_headers(claimed)
@@ -160,14 +176,10 @@ class DeliveryWorker:
         except OutboundError as exc:
             elapsed = int((utcnow() - started_at).total_seconds() * 1000)
             attempt = Attempt(started_at, elapsed, error=str(exc))
+            refused = isinstance(exc, Refused)
         done = answer is not None and 200 <= answer.status < 300
-        retry_at = None if done else self.policy.retry_at(claimed, answer)
-        try:
-            await self.db.write(
-                outbox.record_attempt, claimed, attempt, retry_at=retry_at, done=done
-            )
-        except Exception:  # the lease runs out and the delivery is sent again: at least once
-            log.exception("Recording delivery %s failed", claimed.delivery_id)
+        retry_at = None if done or refused else self.policy.retry_at(claimed, answer)
+        self._finished.append(Outcome(claimed, attempt, retry_at, done))
 
     async def _cancel_in_flight(self) -> None:
         for task in list(self._in_flight):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import multipart
 
-from frontdesk.errors import FrontdeskError
+from frontdesk.errors import FrontdeskError, TooLarge
 from frontdesk.storage.blobs import BlobStore, BlobWriter, StoredBlob
 
 MAX_NAME_LENGTH = 255
@@ -119,3 +119,13 @@ async def _finish(catcher: _FileCatcher) -> Upload:
         await catcher.writer.discard()
         raise FrontdeskError("empty_file", "The uploaded file is empty")
     return Upload(catcher.name, catcher.content_type, await catcher.writer.finish())
+
+
+#: slack over the file cap for the multipart envelope, before the stream is even read
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+def refuse_declared_oversize(content_length: str, cap: int) -> None:
+    """A Content-Length far over the cap is refused before a byte of the body is read."""
+    if content_length.isdigit() and int(content_length) > cap + MULTIPART_OVERHEAD:
+        raise TooLarge(f"The file is larger than the {cap} byte limit")

@@ -10,7 +10,7 @@ from frontdesk.core import auth, calls, files, messages
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.intake import Outcome
 from frontdesk.core.users import Person
-from frontdesk.errors import Problem, TooLarge, Unauthorized
+from frontdesk.errors import Problem, Unauthorized
 from frontdesk.protocols.pyrus_ext_v1.errors import render_error
 from frontdesk.protocols.pyrus_ext_v1.schemas import (
     AttachCallRecordIn,
@@ -25,13 +25,11 @@ from frontdesk.web.downloads import file_reply, parse_file_id
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
 from frontdesk.web.json_body import Body, decode_body, decode_fields
 from frontdesk.web.responses import ok
-from frontdesk.web.uploads import receive_file
+from frontdesk.web.uploads import receive_file, refuse_declared_oversize
 
 B = TypeVar("B", bound=Body)
 #: JSON bodies are small (10,000-character messages, 100 guids); anything far larger is refused
 MAX_JSON_BODY = 4 * 1024 * 1024
-#: slack over the file cap for the multipart envelope, before the stream is even read
-MULTIPART_OVERHEAD = 1024 * 1024
 TAGS = ("Pyrus Extensions API v1",)
 
 
@@ -144,24 +142,17 @@ async def upload(call: Call) -> Reply:
     ctx = call.ctx
     await ctx.db.read(auth.ensure_current, principal)
     cap = ctx.settings.max_upload_bytes
-    declared = call.header(b"content-length")
-    if declared.isdigit() and int(declared) > cap + MULTIPART_OVERHEAD:
-        raise TooLarge(f"The file is larger than the {cap} byte limit")
+    refuse_declared_oversize(call.header(b"content-length"), cap)
     received = await receive_file(call.stream(), call.header(b"content-type"), ctx.blobs, cap)
     blob = received.blob
-    try:
-        await ctx.db.write(
-            files.register_file,
-            guid=blob.key,
-            name=received.name,
-            size=blob.size,
-            md5=blob.md5,
-            content_type=received.content_type,
-            extension_id=principal.extension_id,
-        )
-    except Exception:  # not on cancellation: the unit may still commit (storage.sqlite)
-        ctx.blobs.delete(blob.key)
-        raise
+    await files.keep_upload(
+        ctx.db,
+        ctx.blobs,
+        blob,
+        received.name,
+        received.content_type,
+        extension_id=principal.extension_id,
+    )
     return ok({"guid": blob.key, "md5_hash": blob.md5})
 
 

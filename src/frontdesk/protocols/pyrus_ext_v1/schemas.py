@@ -1,40 +1,32 @@
-"""Request bodies of the Pyrus Extensions API v1, field for field as the document names them."""
+"""Request bodies of the Pyrus Extensions API v1, field for field as the document names them.
+
+The mapping and telephony bodies are API v4's too: they live in `web.pyrus_bodies`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
 import msgspec
 
-from frontdesk.core.calls import CallRecord, IncomingCall
 from frontdesk.core.messages import ChatMessage, ExtensionComment, NewTask
-from frontdesk.errors import invalid
 from frontdesk.web.json_body import Body, Scalar, text
+from frontdesk.web.pyrus_bodies import (
+    AttachCallRecordIn,
+    CallIn,
+    MappingIn,
+    TaskId,
+    mapping_pairs,
+)
 
-MAPPING_VALUE_LIMIT = 300
-#: a task id the storage can hold (BIGINT): the drivers refuse to bind a larger one (a 500)
-TaskId = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-
-
-class MappingIn(msgspec.Struct):
-    """Autofill of one form field: its code and a value (numbers are taken as text)."""
-
-    code: str
-    value: Scalar | bool | None = None
-
-
-def mapping_pairs(mappings: list[MappingIn]) -> list[tuple[str, str]]:
-    pairs = []
-    for position, mapping in enumerate(mappings):
-        value = mapping.value
-        value_text = str(value).lower() if isinstance(value, bool) else text(value) or ""
-        if len(value_text) > MAPPING_VALUE_LIMIT:
-            raise invalid(
-                f"mappings[{position}] ({mapping.code}): the value is {len(value_text)} "
-                f"characters long; the limit is {MAPPING_VALUE_LIMIT}"
-            )
-        pairs.append((mapping.code, value_text))
-    return pairs
+__all__ = [
+    "AttachCallRecordIn",
+    "CallIn",
+    "CommentIn",
+    "GetMessageIn",
+    "TaskIn",
+    "TokenIn",
+]
 
 
 class TokenIn(Body):
@@ -108,72 +100,4 @@ class GetMessageIn(Body):
             self.message_type,
             mapping_pairs(self.mappings),
             self.attachments,
-        )
-
-
-class _Numbers(Body):
-    """Phone numbers, also accepted as `from`/`to` (aiopyrus sends those names)."""
-
-    from_number: Scalar | None = None
-    to_number: Scalar | None = None
-    from_: Scalar | None = msgspec.field(default=None, name="from")
-    to: Scalar | None = None
-
-    def __post_init__(self) -> None:
-        # Folded into the documented names at decoding, so that the required-parameter check
-        # (which names every missing field at once) and the length limits see either spelling.
-        if self.from_number in (None, ""):
-            self.from_number = self.from_
-        if self.to_number in (None, ""):
-            self.to_number = self.to
-
-    def numbers(self) -> tuple[str | None, str | None]:
-        return text(self.from_number), text(self.to_number)
-
-
-class CallIn(_Numbers):
-    required: ClassVar = ("account_id", "from_number", "to_number")
-    limits: ClassVar = {
-        "account_id": 300,
-        "from_number": 100,
-        "to_number": 100,
-        "internal_number": 100,
-        "external_id": 300,
-    }
-    account_id: Scalar | None = None
-    internal_number: Scalar | None = None
-    external_id: Scalar | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
-
-    def to_core(self) -> IncomingCall:
-        from_number, to_number = self.numbers()
-        return IncomingCall(
-            str(text(self.account_id)),
-            str(from_number),
-            str(to_number),
-            text(self.internal_number) or None,
-            text(self.external_id) or None,
-            mapping_pairs(self.mappings),
-        )
-
-
-class AttachCallRecordIn(_Numbers):
-    required: ClassVar = ("record_file",)
-    limits: ClassVar = {"account_id": 300, "from_number": 100, "to_number": 100, "external_id": 300}
-    account_id: Scalar | None = None
-    record_file: str | None = None
-    external_id: Scalar | None = None
-    task_id: TaskId | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
-
-    def to_core(self) -> CallRecord:
-        from_number, to_number = self.numbers()
-        return CallRecord(
-            str(self.record_file),
-            text(self.account_id) or None,
-            self.task_id,
-            text(self.external_id) or None,
-            from_number,
-            to_number,
-            mapping_pairs(self.mappings),
         )

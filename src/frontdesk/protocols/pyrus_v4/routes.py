@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from frontdesk.protocols.pyrus_v4 import auth, people
+from frontdesk.protocols.pyrus_v4 import auth, files, forms, people, tasks, telephony
 from frontdesk.web.endpoints import Endpoint
 
-ENDPOINTS: tuple[Endpoint, ...] = (*auth.ENDPOINTS, *people.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *auth.ENDPOINTS,
+    *people.ENDPOINTS,
+    *files.ENDPOINTS,
+    *telephony.ENDPOINTS,
+    *forms.ENDPOINTS,
+    *tasks.ENDPOINTS,
+)

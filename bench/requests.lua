@@ -1,7 +1,8 @@
--- wrk script: authenticated POST /v1/getmessage, into existing channels or into new ones.
+-- wrk script: an authenticated JSON POST (a bench/workloads.py workload: getmessage or
+-- integrations/call) whose key (channel id, call id) is an existing one or a new one.
 -- Arguments (after `--`, passed by bench/load.py):
 --   token  mode(existing|new)  channels  prefix  body_head  body_tail
--- The body is body_head .. '"<channel id>"' .. body_tail, so the JSON is built once in Python.
+-- The body is body_head .. '"<key>"' .. body_tail, so the JSON is built once in Python.
 -- On exit it prints one line "BENCH_JSON {...}" that bench/load.py parses.
 
 local threads = {}
@@ -19,7 +20,7 @@ function init(args)
   counter = 0
   non2xx, problems, new_tasks = 0, 0, 0
   if mode == "existing" then
-    -- Pre-format one request per channel; threads start at different channels.
+    -- Pre-format one request per existing key; threads start at different keys.
     cache = {}
     for i = 0, channels - 1 do
       cache[i] = wrk.format(nil, nil, nil, head .. '"' .. prefix .. i .. '"' .. tail)
@@ -33,7 +34,7 @@ function request()
   if mode == "existing" then
     return cache[counter % channels]
   end
-  -- A channel id never sent before: run prefix, thread id and a per-thread counter.
+  -- A key never sent before: run prefix, thread id and a per-thread counter.
   return wrk.format(nil, nil, nil, head .. '"' .. prefix .. tid .. "-" .. counter .. '"' .. tail)
 end
 

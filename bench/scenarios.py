@@ -1,6 +1,6 @@
-"""The getmessage scenarios: Frontdesk and its ceiling, interleaved, on one engine.
+"""The request scenarios (bench/workloads.py): Frontdesk and its ceiling, interleaved.
 
-Order per repeat: existing/app, existing/ceiling, new/app, new/ceiling. Interleaving is what
+Order per repeat: for each scenario, app then ceiling. Interleaving is what
 makes the ratio trustworthy on a shared host: slow drift hits app and ceiling alike
 (performance.md §6). Every run gets a freshly started server, a 2 s warm-up that is thrown
 away, then the measured run.
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cpu import CpuMeter, CpuUse
-from bench.engines import Engine, token_and_channels
-from bench.load import EXISTING_PREFIX, LoadResult, LoadSpec, run_load
+from bench.engines import Engine, prepared_token
+from bench.load import LoadResult, LoadSpec, run_load
 from bench.servers import ceiling_command, free_port, frontdesk_command, running
+from bench.workloads import EXISTING_PREFIX, SCENARIOS
 
-SCENARIOS = {"getmessage_existing": "existing", "getmessage_new": "new"}
 TARGETS = ("app", "ceiling")
 #: above this share of the machine used by others, a run's figures are flagged as disturbed
 OTHER_CPU_WARNING = 0.10
@@ -61,7 +61,7 @@ class Run:
         if self.target == "app":
             if r.problems:
                 issues.append(f"{r.problems} answers carried an error_code warning")
-            expected_new = r.requests if self.scenario == "getmessage_new" else 0
+            expected_new = r.requests if SCENARIOS[self.scenario][1] == "new" else 0
             # wrk counts answers to requests still in flight at the end; allow that slack
             if abs(r.new_tasks - expected_new) > 128:
                 issues.append(f"is_new_task was true in {r.new_tasks} of {r.requests} answers")
@@ -91,14 +91,16 @@ def _measure(
 
 
 def _spec_factory(
-    token: str, mode: str, new_prefix: str, opts: Options
+    token: str, scenario: str, new_prefix: str, opts: Options
 ) -> Callable[[str, str, float], LoadSpec]:
-    """Load for one server: (url, phase, seconds) -> spec; warm-up and run use new channels."""
+    """Load for one server: (url, phase, seconds) -> spec; warm-up and run use new keys."""
+    workload, mode = SCENARIOS[scenario]
 
     def spec(url: str, phase: str, seconds: float) -> LoadSpec:
         return LoadSpec(
             url=url,
             token=token,
+            workload=workload,
             mode=mode,
             channels=opts.channels,
             prefix=EXISTING_PREFIX if mode == "existing" else f"{new_prefix}{phase}-",
@@ -117,19 +119,25 @@ def run_engine(
     report: Callable[[Run], None],
 ) -> list[Run]:
     log = workdir / f"server-{engine.name}.log"
+    workloads = {SCENARIOS[scenario][0].name: SCENARIOS[scenario][0] for scenario in scenarios}
     command = frontdesk_command(free_port(), engine.workers)
     with running("frontdesk (setup)", command, engine.app_env(), log) as server:
-        tokens = {"app": token_and_channels(server.url, opts.channels)}
-    print(f"  {engine.name}: token issued; {opts.channels} channels pre-created")
-    tokens["ceiling"] = secrets.token_urlsafe(32)  # as long as Frontdesk's tokens
-    tag = secrets.token_hex(3)  # new channel ids stay unique across invocations too
+        tokens = {
+            name: prepared_token(server.url, workload, opts.channels)
+            for name, workload in workloads.items()
+        }
+    names = ", ".join(workloads)
+    print(f"  {engine.name}: tokens issued; {opts.channels} existing keys each for {names}")
+    ceiling_token = secrets.token_urlsafe(32)  # as long as Frontdesk's tokens
+    tag = secrets.token_hex(3)  # new keys stay unique across invocations too
     runs = []
     for repeat in range(1, opts.repeats + 1):
         for scenario in scenarios:
             for target in TARGETS:
+                app_token = tokens[SCENARIOS[scenario][0].name]
                 spec = _spec_factory(
-                    tokens[target],
-                    SCENARIOS[scenario],
+                    app_token if target == "app" else ceiling_token,
+                    scenario,
                     f"bench-new-{tag}-{repeat}-{target}-",
                     opts,
                 )
@@ -138,7 +146,7 @@ def run_engine(
                     command, env = frontdesk_command(port, engine.workers), engine.app_env()
                 else:
                     command = ceiling_command(port, engine.workers)
-                    env = engine.ceiling_env(tokens["ceiling"])
+                    env = engine.ceiling_env(ceiling_token)
                 name = f"{target} on {engine.name}"
                 result, cpu = _measure(name, command, env, log, spec, opts)
                 runs.append(Run(scenario, engine.name, target, repeat, result, cpu))

@@ -1,0 +1,73 @@
+"""GET /pulse: Pyrus probes each extension service now and then; so do we.
+
+The result (when, and "ok" or what went wrong) is kept on the extension and shown by
+`frontdesk extension show`. The probe is signed like every request Pyrus sends: the
+signature of the empty body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core.clock import utcnow
+from frontdesk.core.replies import endpoint_url
+from frontdesk.delivery.http import Outbound, OutboundError
+from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.storage.database import Database
+from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.tables import extensions
+
+log = logging.getLogger(__name__)
+
+WITH_URL = Query(
+    sa.select(extensions.c.id, extensions.c.base_url, extensions.c.secret).where(
+        extensions.c.base_url.is_not(None)
+    )
+)
+RECORD = Query(
+    sa.update(extensions)
+    .where(extensions.c.id == p("id"))
+    .values(pulse_at=p("now"), pulse_result=p("result"))
+)
+
+
+async def _targets(tx: Tx) -> list[Row]:
+    return await tx.all(WITH_URL)
+
+
+async def _record(tx: Tx, extension_id: int, result: str) -> None:
+    await tx.run(RECORD, id=extension_id, now=utcnow(), result=result[:300])
+
+
+async def probe(outbound: Outbound, base_url: str, secret: str) -> str:
+    """'ok', or what went wrong."""
+    headers = {"X-Pyrus-Sig": pyrus_signature(secret, b""), "X-Pyrus-Retry": "1/1"}
+    try:
+        answer = await outbound.request("GET", endpoint_url(base_url, "pulse"), headers=headers)
+    except OutboundError as exc:
+        return str(exc)
+    return "ok" if 200 <= answer.status < 300 else f"HTTP {answer.status}"
+
+
+async def pulse_all(db: Database, outbound: Outbound) -> dict[int, str]:
+    """Probe every extension that has a URL, at once; returns extension id -> result."""
+    targets = await db.read(_targets)
+    results = await asyncio.gather(
+        *(probe(outbound, row["base_url"], row["secret"]) for row in targets)
+    )
+    for row, result in zip(targets, results, strict=True):
+        await db.write(_record, row["id"], result)
+    return {row["id"]: result for row, result in zip(targets, results, strict=True)}
+
+
+async def pulse_forever(db: Database, outbound: Outbound, interval: float) -> None:
+    while True:
+        try:
+            await pulse_all(db, outbound)
+        except Exception:
+            log.exception("Pulse failed; will retry")
+        await asyncio.sleep(interval)

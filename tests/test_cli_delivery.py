@@ -1,0 +1,100 @@
+"""The delivery commands: account connect/enable/disable, extension show, deliveries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from frontdesk.cli import main
+from receivers import Script, receiver_in_thread
+
+
+@pytest.fixture
+def cli(database_url, tmp_path, monkeypatch, capsys):
+    """Run `frontdesk ARGS...` in-process; returns (code, parsed --json output or text, err)."""
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("FRONTDESK_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("FRONTDESK_DELIVERY_ALLOW_PRIVATE", "true")
+
+    def run(*args: str) -> tuple[int, object, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        out = json.loads(captured.out) if "--json" in args and code == 0 else captured.out
+        return code, out, captured.err
+
+    return run
+
+
+def _extension_with_form(cli, url: str) -> tuple[int, int]:
+    _, extension, _ = cli("extension", "add", "--name", "Shop bot", "--url", url, "--json")
+    _, form, _ = cli("form", "add", "--name", "Chats", "--field", "Subject:text", "--json")
+    return extension["extension_id"], form["form_id"]
+
+
+def test_account_connect_creates_what_authorize_answers(cli):
+    answer = Script(200, body=b'{"account_id": "shop-1", "account_name": "My shop"}')
+    with receiver_in_thread(answer) as receiver:
+        extension, form = _extension_with_form(cli, receiver.url)
+        code, out, err = cli(
+            "account", "connect", "--extension", str(extension), "--form", str(form),
+            "--credential", "api_key=secret-1", "--credential", "shop=demo", "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        assert out == {"account_id": "shop-1", "name": "My shop", "form_id": form}
+        [request] = receiver.requests
+    assert request.path == "/authorize"
+    assert json.loads(request.body)["credentials"] == [
+        {"code": "api_key", "value": "secret-1"},
+        {"code": "shop", "value": "demo"},
+    ]
+
+
+def test_account_connect_refused_is_one_line_and_creates_nothing(cli):
+    refusal = Script(200, body=b'{"error_code": "bad_credentials", "error": "Wrong key"}')
+    with receiver_in_thread(refusal, Script(200, body=b'{"account_id": "x"}')) as receiver:
+        extension, form = _extension_with_form(cli, receiver.url)
+        args = ("account", "connect", "--extension", str(extension), "--form", str(form))
+        code, out, err = cli(*args, "--credential", "api_key=wrong")
+        assert code == 1 and out == ""
+        assert err.count("\n") == 1 and "bad_credentials Wrong key" in err
+        code, _, err = cli(*args, "--credential", "no-equals-sign")
+        assert code == 1 and "CODE=VALUE" in err
+        # nothing was created: the same account can still be connected
+        code, out, err = cli(*args, "--credential", "api_key=right", "--json")
+        assert code == 0, err
+
+
+def test_disable_queues_toggle_and_deliveries_commands_show_it(cli):
+    with receiver_in_thread(Script(200, body=b'{"account_id": "a-1"}')) as receiver:
+        extension, form = _extension_with_form(cli, receiver.url)
+        cli("account", "connect", "--extension", str(extension), "--form", str(form))
+    code, out, _ = cli(
+        "account", "disable", "--extension", str(extension), "--account-id", "a-1", "--json"
+    )
+    assert code == 0
+    assert out == {"account_id": "a-1", "enabled": False, "toggle_queued": True}
+
+    code, out, _ = cli("deliveries", "list", "--json")
+    [delivery] = out["deliveries"]
+    assert (delivery["kind"], delivery["status"]) == ("toggle", "pending")
+    assert delivery["url"] == receiver.url + "/toggle"
+    code, out, _ = cli("deliveries", "list", "--status", "dead", "--json")
+    assert out == {"deliveries": []}
+    code, shown, _ = cli("deliveries", "show", str(delivery["id"]), "--json")
+    assert json.loads(shown["body"]) == {"account_id": "a-1", "enabled": False}
+    assert shown["attempt_log"] == []
+    code, _, err = cli("deliveries", "redeliver", str(delivery["id"]))
+    assert code == 1 and "still pending" in err
+    code, _, err = cli("deliveries", "show", "999999")
+    assert code == 1 and "No delivery 999999" in err
+
+
+def test_extension_show_has_the_last_pulse(cli):
+    _, extension, _ = cli(
+        "extension", "add", "--name", "E", "--url", "http://127.0.0.1:9", "--json"
+    )
+    code, out, _ = cli("extension", "show", str(extension["extension_id"]), "--json")
+    assert code == 0
+    assert out["base_url"] == "http://127.0.0.1:9"
+    assert out["pulse_at"] is None and out["pulse_result"] is None

@@ -1,0 +1,269 @@
+"""The four webhooks Frontdesk sends an extension service, received by a real local server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiopyrus.utils.crypto import verify_webhook_signature
+
+from frontdesk.core import extension_hooks, extensions, outbox
+from frontdesk.delivery.authorize import AuthorizeFailed, connect_account
+from frontdesk.delivery.http import Outbound
+from frontdesk.delivery.pulse import pulse_all
+from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
+from frontdesk.storage import tables
+from receivers import Receiver, Script
+
+from factories import db_of, make_connector, rows, upload
+
+
+@pytest.fixture
+async def receiver():
+    started = await Receiver().start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def outbound():
+    client = Outbound(connect_timeout=1.0, read_timeout=2.0, allow_private=True)
+    yield client
+    await client.close()
+
+
+async def drain(client, outbound) -> None:
+    await DeliveryWorker(db_of(client), outbound, policy=RetryPolicy((0.05, 0.05))).drain()
+
+
+async def chat_task(client, connector, channel_id="chat-7") -> int:
+    response = await client.post(
+        "/v1/getmessage",
+        headers=connector.headers,
+        json={"account_id": connector.account_id, "channel_id": channel_id, "message_text": "Hi"},
+    )
+    assert response.status_code == 200, response.text
+    return int(response.json()["tasks"][0]["task_id"])
+
+
+async def test_v1_comment_to_external_channel_sends_sendmessage(client, receiver, outbound):
+    connector = await make_connector(client, base_url=receiver.url + "/ext/")
+    task_id = await chat_task(client, connector)
+    guid = await upload(client, connector)
+    response = await client.post(
+        "/v1/comment",
+        headers=connector.headers,
+        json={
+            "account_id": connector.account_id,
+            "task_id": task_id,
+            "comment_text": "Your order ships today",
+            "attachments": [guid],
+            "send_to_external_channel": True,
+        },
+    )
+    assert response.status_code == 200, response.text
+    await drain(client, outbound)
+
+    [request] = receiver.requests
+    assert request.path == "/ext/sendmessage"
+    assert verify_webhook_signature(request.body, request.headers["X-Pyrus-Sig"], connector.secret)
+    body = json.loads(request.body)
+    [file_row] = await rows(client, tables.files.select())
+    [comment] = [
+        c for c in await rows(client, tables.comments.select()) if c["send_to_external_channel"]
+    ]
+    assert body == {
+        "account_id": connector.account_id,
+        "channel_id": "chat-7",
+        "message_text": "Your order ships today",
+        "attachment_ids": [file_row["id"]],
+        "task_id": task_id,
+        "comment_id": comment["id"],
+    }
+    # the extension can fetch the attachment it was told about
+    download = await client.get(f"/v1/files/download/{file_row['id']}", headers=connector.headers)
+    assert download.status_code == 200
+
+
+async def test_plain_comment_and_extension_without_url_send_nothing(client, receiver, outbound):
+    with_url = await make_connector(client, base_url=receiver.url)
+    without_url = await make_connector(client, account_id="acc-2", name="No URL")
+    for connector, send in ((with_url, False), (without_url, True)):
+        task_id = await chat_task(client, connector)
+        response = await client.post(
+            "/v1/comment",
+            headers=connector.headers,
+            json={
+                "account_id": connector.account_id,
+                "task_id": task_id,
+                "comment_text": "note",
+                "send_to_external_channel": send,
+            },
+        )
+        assert response.status_code == 200, response.text
+    assert await db_of(client).read(outbox.list_deliveries) == []
+
+
+async def test_messages_of_one_chat_arrive_in_order(client, receiver, outbound):
+    connector = await make_connector(client, base_url=receiver.url)
+    task_id = await chat_task(client, connector)
+    receiver.answer(Script(503))  # the first answer fails once; the rest must wait for it
+    for n in range(5):
+        response = await client.post(
+            "/v1/comment",
+            headers=connector.headers,
+            json={
+                "account_id": connector.account_id,
+                "task_id": task_id,
+                "comment_text": f"part {n}",
+                "send_to_external_channel": True,
+            },
+        )
+        assert response.status_code == 200
+    await drain(client, outbound)
+    texts = [json.loads(r.body)["message_text"] for r in receiver.requests]
+    assert texts == ["part 0", "part 0", "part 1", "part 2", "part 3", "part 4"]
+
+
+async def test_toggle_is_sent_and_disabling_refuses_messages(client, receiver, outbound):
+    connector = await make_connector(client, base_url=receiver.url)
+    db = db_of(client)
+    assert await db.write(
+        extension_hooks.toggle_account, connector.extension_id, connector.account_id, False
+    )
+    await drain(client, outbound)
+    [request] = receiver.requests
+    assert request.path == "/toggle"
+    assert json.loads(request.body) == {"account_id": connector.account_id, "enabled": False}
+    assert verify_webhook_signature(request.body, request.headers["X-Pyrus-Sig"], connector.secret)
+    response = await client.post(
+        "/v1/getmessage",
+        headers=connector.headers,
+        json={"account_id": connector.account_id, "channel_id": "c", "message_text": "Hi"},
+    )
+    assert response.json()["error_code"] == "webhook_is_disabled"
+
+
+async def test_authorize_creates_the_account_the_extension_answers(client, receiver, outbound):
+    connector = await make_connector(client, base_url=receiver.url)
+    receiver.answer(Script(200, body=b'{"account_id": "shop-42", "account_name": "Shop"}'))
+    connected = await connect_account(
+        db_of(client), outbound, connector.extension_id, connector.form_id, [("api_key", "k-1")]
+    )
+    assert (connected.account_id, connected.account_name) == ("shop-42", "Shop")
+    [request] = receiver.requests
+    assert request.path == "/authorize"
+    assert json.loads(request.body) == {"credentials": [{"code": "api_key", "value": "k-1"}]}
+    assert verify_webhook_signature(request.body, request.headers["X-Pyrus-Sig"], connector.secret)
+    account = await db_of(client).read(extensions.account_named, "shop-42")
+    assert account.name == "Shop" and account.form_id == connector.form_id
+
+
+@pytest.mark.parametrize(
+    "script, reason",
+    [
+        (Script(200, body=b'{"error_code": "bad_credentials", "error": "Wrong key"}'), "Wrong key"),
+        (Script(403, body=b'{"error": "forbidden"}'), "HTTP 403"),
+        (Script(500, body=b"<html>oops</html>"), "not JSON"),
+        (Script(200, body=b'{"account_name": "no id"}'), "no account_id"),
+    ],
+)
+async def test_authorize_failures_create_nothing(client, receiver, outbound, script, reason):
+    connector = await make_connector(client, base_url=receiver.url)
+    receiver.answer(script)
+    with pytest.raises(AuthorizeFailed, match=reason):
+        await connect_account(
+            db_of(client), outbound, connector.extension_id, connector.form_id, [("k", "v")]
+        )
+    accounts = await rows(client, tables.extension_accounts.select())
+    assert [a["account_id"] for a in accounts] == [connector.account_id]
+
+
+async def test_pulse_records_each_extensions_health(client, receiver, outbound):
+    up = await make_connector(client, base_url=receiver.url)
+    down = await make_connector(client, account_id="b", name="Down", base_url="http://127.0.0.1:9")
+    results = await pulse_all(db_of(client), outbound)
+    assert results[up.extension_id] == "ok"
+    assert "Connect" in results[down.extension_id] or "refused" in results[down.extension_id]
+    [request] = receiver.requests
+    assert (request.method, request.path) == ("GET", "/pulse")
+    assert verify_webhook_signature(b"", request.headers["X-Pyrus-Sig"], up.secret)
+    extension = await db_of(client).read(extensions.get_extension, up.extension_id)
+    assert extension["pulse_result"] == "ok" and extension["pulse_at"] is not None
+
+
+async def test_frontdesk_reply_answers_in_the_chat(
+    client, receiver, outbound, database_url, tmp_path, monkeypatch, capsys
+):
+    from frontdesk.cli import main
+
+    from factories import make_agent
+
+    connector = await make_connector(client, base_url=receiver.url)
+    task_id = await chat_task(client, connector)
+    agent = await make_agent(client, email="ann@example.com")
+    attachment = tmp_path / "invoice.pdf"
+    attachment.write_bytes(b"%PDF-1.4 invoice")
+    monkeypatch.setenv("FRONTDESK_DATABASE_URL", database_url)
+    monkeypatch.setenv("FRONTDESK_DATA_DIR", str(client.app.state.ctx.settings.data_dir))
+    args = ["reply", str(task_id), "--text", "Here is your invoice", "--file", str(attachment)]
+    code = await asyncio.to_thread(main, [*args, "--as", "Ann@Example.com", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["sendmessage_queued"] == 1
+    await drain(client, outbound)
+
+    [request] = receiver.requests
+    body = json.loads(request.body)
+    assert body["message_text"] == "Here is your invoice"
+    assert body["comment_id"] == result["comment_id"]
+    assert body["sender"] == {
+        "user_id": agent.user_id,
+        "first_name": "Ilya",
+        "last_name": "Laserson",
+    }
+    [file_id] = body["attachment_ids"]
+    download = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert download.status_code == 200 and download.content == b"%PDF-1.4 invoice"
+    [comment] = [c for c in await rows(client, tables.comments.select()) if c["direction"] == "out"]
+    assert (comment["id"], comment["author_id"]) == (result["comment_id"], agent.user_id)
+
+    code = await asyncio.to_thread(main, ["reply", "999999", "--text", "x"])
+    assert code == 1 and "No task 999999" in capsys.readouterr().err
+    code = await asyncio.to_thread(main, ["reply", str(task_id)])
+    assert code == 1 and "text" in capsys.readouterr().err
+
+
+async def test_a_v4_comment_with_channel_sends_sendmessage(client, receiver, outbound):
+    from factories import make_v4_agent, upload_v4
+
+    connector = await make_connector(client, base_url=receiver.url)
+    agent = await make_v4_agent(client, email="ann@example.com")
+    task_id = await chat_task(client, connector, channel_id="tg-5")
+    guid = await upload_v4(client, agent)
+    response = await client.post(
+        f"/v4/tasks/{task_id}/comments",
+        headers=agent.headers,
+        json={
+            "formatted_text": "<b>On its way</b>",
+            "attachments": [guid],
+            "channel": {"type": "telegram"},
+        },
+    )
+    assert response.status_code == 200, response.text
+    internal = await client.post(
+        f"/v4/tasks/{task_id}/comments", headers=agent.headers, json={"text": "agents only"}
+    )
+    assert internal.status_code == 200
+    await drain(client, outbound)
+
+    [request] = receiver.requests  # the internal comment stays inside
+    assert verify_webhook_signature(request.body, request.headers["X-Pyrus-Sig"], connector.secret)
+    body = json.loads(request.body)
+    assert (body["channel_id"], body["message_text"]) == ("tg-5", "On its way")
+    assert body["sender"]["user_id"] == agent.user_id
+    [file_id] = body["attachment_ids"]
+    download = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert download.status_code == 200
