@@ -113,6 +113,8 @@ extension_accounts = sa.Table(
     sa.Column("routing", sa.String(20), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("extension_id", "account_id"),
+    # API v4 telephony names an account by account_id alone, across extensions
+    sa.Index(None, "account_id"),
 )
 
 access_tokens = sa.Table(
@@ -234,6 +236,8 @@ calls = sa.Table(
     sa.UniqueConstraint("account_ref", "external_id"),
     sa.Index(None, "account_ref", "from_number", "to_number"),
     sa.Index(None, "task_id"),
+    # the file sweep and v4 file visibility look calls up by their recording
+    sa.Index(None, "record_file_id"),
 )
 
 
