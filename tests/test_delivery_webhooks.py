@@ -156,8 +156,12 @@ async def test_authorize_creates_the_account_the_extension_answers(client, recei
     assert request.path == "/authorize"
     assert json.loads(request.body) == {"credentials": [{"code": "api_key", "value": "k-1"}]}
     assert verify_webhook_signature(request.body, request.headers["X-Pyrus-Sig"], connector.secret)
-    account = await db_of(client).read(extensions.account_named, "shop-42")
-    assert account.name == "Shop" and account.form_id == connector.form_id
+    [account] = [
+        a
+        for a in await rows(client, tables.extension_accounts.select())
+        if a["account_id"] == "shop-42"
+    ]
+    assert (account["name"], account["form_id"]) == ("Shop", connector.form_id)
 
 
 @pytest.mark.parametrize(

@@ -200,9 +200,14 @@ async def authenticate_user(db: Database, token: str) -> UserPrincipal:
 async def ensure_current_user(tx: Tx, principal: UserPrincipal) -> None:
     """The token was not revoked by a new security key (read fresh, in the caller's unit)."""
     row = await tx.one(USER_GENERATION, id=principal.user_id)
-    if row is None:
+    check_user_generation(principal, None if row is None else row["key_generation"])
+
+
+def check_user_generation(principal: UserPrincipal, current_generation: int | None) -> None:
+    """Refuse a token of a deleted user (None) or issued before the key was last changed."""
+    if current_generation is None:
         raise Unauthorized("invalid_token", "The access token is not valid")
-    if principal.generation < row["key_generation"]:
+    if principal.generation < current_generation:
         raise Unauthorized("revoked_token", "The token was revoked; request a new one")
 
 

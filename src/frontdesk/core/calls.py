@@ -33,6 +33,7 @@ from frontdesk.core.intake import (
 )
 from frontdesk.core.users import Person, find_by_work_phone
 from frontdesk.errors import FrontdeskError, Problem, required
+from frontdesk.storage.database import LostRace
 from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import calls, extension_accounts, files, tasks, users
 
@@ -76,17 +77,25 @@ CALL_BY_EXTERNAL_ID = Query(
     .outerjoin(users, users.c.id == tasks.c.responsible_id)
     .where(calls.c.account_ref == p("account_ref"), calls.c.external_id == p("external_id"))
 )
+# A first report that finds its external_id taken lost a race with another report of the same
+# call: DO NOTHING, and the unit runs again (LostRace) and finds that call.
 INSERT_CALL = Query(
-    sa.insert(calls).values(
-        account_ref=p("account_ref"),
-        task_id=p("task_id"),
-        external_id=p("external_id"),
-        from_number=p("from_number"),
-        to_number=p("to_number"),
-        internal_number=p("internal_number"),
-        created_at=p("now"),
-        updated_at=p("now"),
+    sa.text(
+        "INSERT INTO calls (account_ref, task_id, external_id, from_number, to_number, "
+        "internal_number, created_at, updated_at) VALUES (:account_ref, :task_id, :external_id, "
+        ":from_number, :to_number, :internal_number, :now, :now) "
+        "ON CONFLICT (account_ref, external_id) DO NOTHING RETURNING id"
     )
+    .bindparams(
+        sa.bindparam("account_ref", type_=sa.BigInteger),
+        sa.bindparam("task_id", type_=sa.BigInteger),
+        sa.bindparam("external_id", type_=sa.String),
+        sa.bindparam("from_number", type_=sa.String),
+        sa.bindparam("to_number", type_=sa.String),
+        sa.bindparam("internal_number", type_=sa.String),
+        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+    )
+    .columns(sa.column("id", sa.BigInteger))
 )
 UPDATE_CALL = Query(
     sa.update(calls)
@@ -178,11 +187,8 @@ async def _reported_before(tx: Tx, account: Account, call: IncomingCall) -> Row 
     if not call.external_id:
         return None
     key = {"account_ref": account.id, "external_id": call.external_id}
-    existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
-    # a PBX reporting one call twice at once must still make one call
-    if existing is None and await tx.lock("call", account.id, call.external_id):
-        existing = await tx.one(CALL_BY_EXTERNAL_ID, **key)
-    return existing
+    # (a PBX reporting one call twice at once still makes one call: see INSERT_CALL)
+    return await tx.one(CALL_BY_EXTERNAL_ID, **key)
 
 
 async def _conversation(
@@ -191,8 +197,9 @@ async def _conversation(
     subject = f"Call from {call.from_number}"
     if call.external_id:
         # A PBX's call id is a conversation of its own, so its first report always opens a
-        # task (whatever the routing): no call had this id (`_reported_before`, under the
-        # lock), and its channel is only ever made together with its call, here.
+        # task (whatever the routing): no call had this id (`_reported_before`; a report
+        # racing this one is caught by INSERT_CALL), and its channel is only ever made
+        # together with its call, here.
         return await new_conversation(
             tx, account, "call", call.external_id, subject=subject, responsible=operator
         )
@@ -206,7 +213,7 @@ async def _new_call(
     tx: Tx, account: Account, call: IncomingCall, operator: Person | None
 ) -> _Landing:
     routed = await _conversation(tx, account, call, operator)
-    await tx.run(
+    inserted = await tx.one(
         INSERT_CALL,
         account_ref=account.id,
         task_id=routed.task_id,
@@ -216,6 +223,8 @@ async def _new_call(
         internal_number=call.internal_number,
         now=utcnow(),
     )
+    if inserted is None:
+        raise LostRace(f"call {call.external_id!r} was registered meanwhile")
     await add_comment(
         tx, NewComment(routed.task_id, Formatted(_call_text(call)), channel_id=routed.channel_id)
     )

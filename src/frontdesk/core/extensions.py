@@ -9,12 +9,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core.auth import ExtensionPrincipal, check_generation, ensure_current
+from frontdesk.core.auth import (
+    ExtensionPrincipal,
+    UserPrincipal,
+    check_generation,
+    check_user_generation,
+    ensure_current,
+)
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import new_secret
 from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import extension_accounts, extensions, forms
+from frontdesk.storage.tables import extension_accounts, extensions, forms, users
 
 ROUTINGS = ("reuse_open", "always_new", "reopen_closed")
 
@@ -80,6 +86,7 @@ ACCOUNT_COLUMNS = (
     extension_accounts.c.routing,
     extension_accounts.c.extension_id,
 )
+_ACCOUNT_FIELDS = tuple(column.name for column in ACCOUNT_COLUMNS)
 ACCOUNT = Query(
     sa.select(*ACCOUNT_COLUMNS, extensions.c.secret_generation)
     .join(extensions, extensions.c.id == extension_accounts.c.extension_id)
@@ -89,17 +96,6 @@ ACCOUNT = Query(
     )
 )
 ACCOUNT_BY_REF = Query(sa.select(*ACCOUNT_COLUMNS).where(extension_accounts.c.id == p("id")))
-# An account named only by its account_id, in whichever extension has it (API v4: a user's
-# token names no extension). Only (extension, account_id) is unique, so several extensions may
-# have an account of that id: the oldest one is taken, always. That keeps the choice stable
-# (adding an extension never moves where an existing account's calls land) and makes a
-# disabled account answer webhook_is_disabled rather than quietly sending its calls elsewhere.
-OLDEST_ACCOUNT_NAMED = Query(
-    sa.select(*ACCOUNT_COLUMNS)
-    .where(extension_accounts.c.account_id == p("account_id"))
-    .order_by(extension_accounts.c.id)
-    .limit(1)
-)
 SET_ENABLED = Query(
     sa.update(extension_accounts)
     .where(
@@ -209,15 +205,40 @@ async def usable_account(
     return ensure_enabled(account)
 
 
-async def account_named(tx: Tx, account_id: str) -> Account:
-    """The account of that account_id in any extension (OLDEST_ACCOUNT_NAMED), if usable."""
-    row = await tx.one(OLDEST_ACCOUNT_NAMED, account_id=account_id)
-    if row is None:
-        raise FrontdeskError(
-            "unrecognized_account_id",
-            f"Account {account_id!r} is not registered; request not processed",
-        )
-    return ensure_enabled(Account(**row))
+# An account named only by its account_id, in whichever extension has it (API v4: a user's
+# token names no extension). Only (extension, account_id) is unique, so several extensions may
+# have an account of that id: the oldest one is taken, always. That keeps the choice stable
+# (adding an extension never moves where an existing account's calls land) and makes a
+# disabled account answer webhook_is_disabled rather than quietly sending its calls elsewhere.
+# The calling user's key generation comes in the same query (a round trip less per v4 call):
+# one row, the account's columns NULL when there is no such account.
+ACCOUNT_NAMED_FOR_USER = Query(
+    sa.select(users.c.key_generation, *ACCOUNT_COLUMNS)
+    .select_from(
+        users.outerjoin(extension_accounts, extension_accounts.c.account_id == p("account_id"))
+    )
+    .where(users.c.id == p("user_id"))
+    .order_by(extension_accounts.c.id)
+    .limit(1)
+)
+
+
+async def account_named_for(tx: Tx, principal: UserPrincipal, account_id: str) -> Account:
+    """The account of that account_id in any extension (ACCOUNT_NAMED_FOR_USER), if usable;
+    the user's token is checked for revocation first, in the same query."""
+    row = await tx.one(ACCOUNT_NAMED_FOR_USER, user_id=principal.user_id, account_id=account_id)
+    check_user_generation(principal, None if row is None else row["key_generation"])
+    assert row is not None
+    if row["id"] is None:
+        raise _unregistered(account_id)
+    return ensure_enabled(Account(**{k: row[k] for k in _ACCOUNT_FIELDS}))
+
+
+def _unregistered(account_id: str) -> FrontdeskError:
+    return FrontdeskError(
+        "unrecognized_account_id",
+        f"Account {account_id!r} is not registered; request not processed",
+    )
 
 
 async def account_by_ref(tx: Tx, account_ref: int) -> Account:

@@ -4,7 +4,7 @@ Calls come in through two doors: an extension (Extensions API v1, `/v1/call`) an
 (API v4, `/v4/integrations/call`: a PBX signed in as an agent). The call logic is one; what
 differs is only which accounts the caller may name, and which uploads it may attach:
     extension  its own accounts, and the files it uploaded
-    user       an account of any extension, by account_id (`extensions.account_named`), and
+    user       an account of any extension, by account_id (`extensions.account_named_for`), and
                the files the user uploaded or the account's extension did
 Both have their token's revocation checked inside the unit of work that does the work.
 """
@@ -21,7 +21,7 @@ from frontdesk.core.auth import (
     ensure_current,
     ensure_current_user,
 )
-from frontdesk.core.extensions import Account, account_named, active_account
+from frontdesk.core.extensions import Account, account_named_for, active_account
 from frontdesk.core.forms import Form, load_form
 from frontdesk.core.users import Person
 from frontdesk.errors import FrontdeskError, Problem
@@ -57,13 +57,12 @@ def check_text_length(*texts: str | None, name: str = "message_text") -> None:
 async def account_of(tx: Tx, principal: Principal, account_id: str) -> Account:
     """The account the caller names, or the error Pyrus answers when there is none.
 
-    Checks the token's revocation too: in the account's own query for an extension, by the
-    user's key generation for a user (before the account, so a revoked token is told so).
+    Checks the token's revocation too, in the account's own query (the extension's secret
+    generation, the user's key generation; a revoked token is told so first).
     """
     if isinstance(principal, ExtensionPrincipal):
         return await active_account(tx, principal, account_id)
-    await ensure_current_user(tx, principal)
-    return await account_named(tx, account_id)
+    return await account_named_for(tx, principal, account_id)
 
 
 async def ensure_caller_current(tx: Tx, principal: Principal) -> None:

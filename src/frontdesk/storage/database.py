@@ -18,6 +18,17 @@ P = ParamSpec("P")
 Work = Callable[Concatenate[Tx, P], Awaitable[T]]
 
 
+#: how often a unit that lost a race is run again before the error is the caller's
+RACE_RETRIES = 3
+
+
+class LostRace(Exception):
+    """Raised by a unit of work when a concurrent writer committed what it was about to
+    write (a unique key taken meanwhile): its transaction is rolled back and `write` runs
+    the unit again, which now finds the other writer's row. Cheaper than locking first
+    when races are rare: the lock and the read after it cost two round trips every time."""
+
+
 class Database(Protocol):
     dialect: str
     #: process-local memo of rows that never change once written (see Tx.memo)

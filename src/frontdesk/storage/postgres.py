@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from frontdesk.storage.database import P, T, Work
+from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
 from frontdesk.storage.sql import Query, Row
 
 
@@ -85,8 +85,14 @@ class PostgresDatabase:
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
-        async with self._pool.acquire() as conn, conn.transaction():
-            return await work(PostgresTx(conn, self.memo), *args, **kwargs)
+        for attempt in range(1, RACE_RETRIES + 1):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    return await work(PostgresTx(conn, self.memo), *args, **kwargs)
+            except LostRace:
+                if attempt == RACE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     async def ping(self) -> None:
         assert self._pool is not None, "database is not open"

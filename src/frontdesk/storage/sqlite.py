@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from frontdesk.errors import Busy
-from frontdesk.storage.database import P, T, Work
+from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
 from frontdesk.storage.sql import Query, Row
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,16 @@ class SqliteDatabase:
         return run_to_completion(work(SqliteTx(self._reader, self.memo), *args, **kwargs))  # type: ignore[arg-type]
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        # One writer: a unit cannot lose a race here, but the contract is the engines' own
+        for attempt in range(1, RACE_RETRIES + 1):
+            try:
+                return await self._write_once(work, *args, **kwargs)
+            except LostRace:
+                if attempt == RACE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _write_once(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         while self._batch is None:
             if self._opening is None and self._try_begin():
                 break

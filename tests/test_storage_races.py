@@ -1,0 +1,78 @@
+"""A unit of work that loses a race (LostRace) is rolled back and run again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from frontdesk.core.calls import INSERT_CALL
+from frontdesk.core.clock import utcnow
+from frontdesk.storage import tables
+from frontdesk.storage.database import LostRace
+from frontdesk.storage.sql import Query, Tx
+
+from factories import db_of, make_connector, rows
+
+INSERT_FORM = Query(sa.insert(tables.forms).values(name=sa.bindparam("name"), created_at=utcnow()))
+
+
+async def test_a_lost_race_rolls_back_and_runs_again(client):
+    runs = []
+
+    async def unit(tx: Tx) -> int:
+        runs.append(len(runs))
+        await tx.run(INSERT_FORM, name=f"try {len(runs)}")
+        if len(runs) < 2:
+            raise LostRace("someone else was first")
+        return len(runs)
+
+    assert await db_of(client).write(unit) == 2
+    names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
+    assert "try 1" not in names and "try 2" in names  # the lost try left nothing behind
+
+
+async def test_a_race_lost_every_time_is_the_callers_error(client):
+    async def unit(tx: Tx) -> None:
+        raise LostRace("always")
+
+    with pytest.raises(LostRace):
+        await db_of(client).write(unit)
+
+
+async def test_a_call_id_taken_meanwhile_is_not_inserted_twice(client):
+    connector = await make_connector(client)
+    task = await client.post(
+        "/v1/task", headers=connector.headers, json={"account_id": connector.account_id}
+    )
+    task_id = task.json()["task_ids"][0]
+    values = {
+        "account_ref": connector.account_ref,
+        "task_id": task_id,
+        "external_id": "call-1",
+        "from_number": "1",
+        "to_number": "2",
+        "internal_number": None,
+        "now": utcnow(),
+    }
+
+    async def insert(tx: Tx) -> object:
+        return await tx.one(INSERT_CALL, **values)
+
+    first, second = await db_of(client).write(insert), await db_of(client).write(insert)
+    assert first is not None and second is None  # DO NOTHING: the caller raises LostRace
+    assert len(await rows(client, sa.select(tables.calls))) == 1
+
+
+async def test_simultaneous_first_reports_of_a_call_make_one_call(client):
+    connector = await make_connector(client)
+    body = {"account_id": connector.account_id, "from": "+7 900 1", "to": "200", "external_id": "x"}
+    answers = await asyncio.gather(
+        *(client.post("/v1/call", headers=connector.headers, json=body) for _ in range(8))
+    )
+    assert {a.status_code for a in answers} == {200}
+    task_ids = {a.json()["tasks"][0]["task_id"] for a in answers}
+    assert len(task_ids) == 1
+    assert sum(a.json()["tasks"][0]["is_new_task"] for a in answers) == 1
+    assert len(await rows(client, sa.select(tables.calls))) == 1
