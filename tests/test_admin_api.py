@@ -79,3 +79,15 @@ async def test_bad_admin_requests(client, method, path, body, status, code):
     response = await client.request(method, path, headers=ADMIN, json=body)
     assert response.status_code == status, response.text
     assert response.json()["error_code"] == code
+
+
+async def test_redeliver_ids_out_of_range_or_repeated(client):
+    dead = await _delivery(client, "dead")
+    huge = await client.post(
+        "/admin/api/deliveries/redeliver", headers=ADMIN, json={"ids": [2**64]}
+    )
+    assert huge.status_code == 400 and huge.json()["error_code"] == "validation_error"
+    twice = await client.post(
+        "/admin/api/deliveries/redeliver", headers=ADMIN, json={"ids": [dead, dead]}
+    )
+    assert twice.json() == {"redelivered": [dead]}

@@ -98,3 +98,9 @@ def test_extension_show_has_the_last_pulse(cli):
     assert code == 0
     assert out["base_url"] == "http://127.0.0.1:9"
     assert out["pulse_at"] is None and out["pulse_result"] is None
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.com", "http://", "http://h:port/"])
+def test_extension_url_must_be_http(cli, url):
+    code, out, err = cli("extension", "add", "--name", "E", "--url", url)
+    assert code == 1 and out == "" and "Not an http(s) URL" in err

@@ -271,3 +271,21 @@ async def test_a_v4_comment_with_channel_sends_sendmessage(client, receiver, out
     [file_id] = body["attachment_ids"]
     download = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
     assert download.status_code == 200
+
+
+async def test_an_agents_internal_attachment_is_not_the_extensions(client):
+    from factories import make_v4_agent, upload_v4
+
+    connector = await make_connector(client)
+    agent = await make_v4_agent(client)
+    task_id = await chat_task(client, connector)
+    guid = await upload_v4(client, agent, data=b"salary data")
+    response = await client.post(
+        f"/v4/tasks/{task_id}/comments",
+        headers=agent.headers,
+        json={"text": "for agents", "attachments": [guid]},
+    )
+    assert response.status_code == 200, response.text
+    [file_row] = await rows(client, tables.files.select())
+    download = await client.get(f"/v1/files/download/{file_row['id']}", headers=connector.headers)
+    assert download.status_code == 404

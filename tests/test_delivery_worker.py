@@ -211,3 +211,43 @@ async def test_two_workers_never_send_one_delivery_twice(client, receiver, outbo
     await asyncio.gather(*(w.drain() for w in workers))
     numbers = sorted(json.loads(r.body)["n"] for r in receiver.requests)
     assert numbers == list(range(40))
+
+
+async def test_a_late_outcome_of_an_expired_claim_changes_nothing(client, receiver, outbound):
+    db = db_of(client)
+    row = await enqueue(client, receiver.url + "/hook")
+    [late] = await db.write(outbox.claim_due, 10, timedelta(seconds=-1))  # A, then its lease ends
+    [current] = await db.write(outbox.claim_due, 10, timedelta(seconds=60))  # B took it
+    assert (late.attempt, current.attempt) == (1, 2)
+    failed = outbox.Attempt(outbox.utcnow(), 5, status_code=500, error="HTTP 500")
+    await db.write(outbox.record_attempt, late, failed, retry_at=None, done=False)
+    assert (await show(client, row))["status"] == "sending"  # still B's
+    ok = outbox.Attempt(outbox.utcnow(), 5, status_code=200)
+    await db.write(outbox.record_attempt, current, ok, retry_at=None, done=True)
+    assert (await show(client, row))["status"] == "sent"
+
+
+async def test_a_delivery_whose_worker_keeps_dying_ends_dead(client):
+    db = db_of(client)
+    row = await enqueue(client, "http://127.0.0.1:9/hook")
+    for _ in range(3):  # claimed, and the worker dies before recording anything
+        assert await db.write(outbox.claim_due, 10, timedelta(seconds=-1), 3)
+    assert await db.write(outbox.claim_due, 10, timedelta(seconds=60), 3) == []
+    shown = await show(client, row)
+    assert shown["status"] == "dead" and "stopped" in shown["last_error"]
+
+
+async def test_an_unsendable_url_costs_an_attempt_not_the_channel(client, receiver, outbound):
+    bad = await enqueue(client, "http://[::1/broken", key="channel:1")
+    after = await enqueue(client, receiver.url + "/hook", key="channel:1")
+    await make_worker(client, outbound).drain()
+    assert (await show(client, bad))["status"] == "dead"
+    assert (await show(client, after))["status"] == "sent"
+
+
+def test_retry_after_dates_without_a_zone_are_gmt():
+    from frontdesk.delivery.worker import _retry_after
+
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 -0000", 61.0) == 0.0
+    assert 3500 < _retry_after("Wed, 21 Oct 2099 07:28:00 GMT", 61.0) <= 3600
+    assert _retry_after("soon", 61.0) == 61.0

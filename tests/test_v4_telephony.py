@@ -412,3 +412,28 @@ async def test_over_quota_is_429_with_retry_after(client):
     assert refused.json()["error_code"] == "too_many_requests"
     assert int(refused.headers["retry-after"]) > 0
     assert len(await calls_of(client)) == 2
+
+
+async def test_a_user_outside_the_accounts_form_is_refused(client):
+    from frontdesk.core import access
+
+    connector = await make_connector(client, fields=TELEPHONY_FIELDS)
+    insider = await make_v4_agent(client, email="in@example.com", work_phone="201")
+    outsider = await make_v4_agent(client, email="out@example.com", work_phone="202")
+    await db_of(client).write(access.add_form_members, connector.form_id, [insider.user_id])
+    first = await call(client, insider, connector, external_id="c-1")
+    task_id, _ = landed(first)
+    # neither a repeat of the call (taking it over) nor a new one, nor its recording
+    for body in ({"external_id": "c-1", "internal_number": "202"}, {"external_id": "c-2"}):
+        refused = await call(client, outsider, connector, **body)
+        assert refused.status_code == 403
+        assert refused.json()["error_code"] == "access_denied_form"
+    record = await client.post(
+        "/v4/integrations/attachcallrecord",
+        headers=outsider.headers,
+        json={"task_id": task_id, "record_file": "00000000-0000-0000-0000-000000000000"},
+    )
+    assert record.status_code == 403
+    assert record.json()["error_code"] == "access_denied_form"
+    assert (await task_of(client, task_id))["responsible_id"] is None
+    assert len(await calls_of(client)) == 1

@@ -27,6 +27,7 @@ from frontdesk.core.intake import (
     Principal,
     account_and_form,
     account_of,
+    check_user_may_use,
     ensure_caller_current,
     extension_scope,
     uploader_id,
@@ -349,6 +350,7 @@ async def attach_call_record(
     call = await _find_call(tx, principal, account, record, unknown_task_code)
     if account is None:
         account = ensure_enabled(await account_by_ref(tx, int(call["account_ref"])))
+        await check_user_may_use(tx, principal, account)
     file_id = await _record_file(tx, principal, account, record.record_file)
     mapped = map_values(await load_form(tx, account.form_id), record.mappings)
     task_id = int(call["task_id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
@@ -106,6 +107,20 @@ SET_ENABLED = Query(
 )
 
 
+def checked_base_url(url: str) -> str:
+    """The extension service's address: webhooks are sent to <url>/sendmessage and so on."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() for c in url):
+        raise FrontdeskError("validation_error", f"Not an http(s) URL: {url!r}")
+    return url
+
+
 async def add_extension(
     tx: Tx,
     name: str,
@@ -114,6 +129,8 @@ async def add_extension(
     client_id: str | None = None,
     secret: str | None = None,
 ) -> NewExtension:
+    if base_url is not None:
+        base_url = checked_base_url(base_url)
     client_id = client_id or f"ext@{uuid.uuid4()}"
     secret = secret or new_secret()
     row = await tx.one(

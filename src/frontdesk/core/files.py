@@ -85,13 +85,18 @@ FILE_BY_ID = Query(
     sa.select(*_FILE_COLUMNS, files.c.extension_id, files.c.user_id).where(files.c.id == p("id"))
 )
 # A file is the extension's when it uploaded it, or when it is attached to a comment in a task
-# of one of its accounts (an agent's answer going out to the extension's channel).
+# of one of its accounts that the extension saw: one that came in through an extension, or an
+# answer sent out to the customer. Agents' internal comments stay inside.
 FILE_IN_EXTENSION_TASK = Query(
     sa.select(attachments.c.file_id)
     .join(comments, comments.c.id == attachments.c.comment_id)
     .join(tasks, tasks.c.id == comments.c.task_id)
     .join(extension_accounts, extension_accounts.c.id == tasks.c.account_ref)
-    .where(attachments.c.file_id == p("id"), extension_accounts.c.extension_id == p("extension_id"))
+    .where(
+        attachments.c.file_id == p("id"),
+        extension_accounts.c.extension_id == p("extension_id"),
+        sa.or_(comments.c.direction == "in", comments.c.send_to_external_channel.is_(True)),
+    )
     .limit(1)
 )
 # The tasks that show a file: as a comment's attachment, or as a call's recording.

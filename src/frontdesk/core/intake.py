@@ -4,8 +4,9 @@ Calls come in through two doors: an extension (Extensions API v1, `/v1/call`) an
 (API v4, `/v4/integrations/call`: a PBX signed in as an agent). The call logic is one; what
 differs is only which accounts the caller may name, and which uploads it may attach:
     extension  its own accounts, and the files it uploaded
-    user       an account of any extension, by account_id (`extensions.account_named_for`), and
-               the files the user uploaded or the account's extension did
+    user       an account of any extension, by account_id (`extensions.account_named_for`),
+               whose form the user may see (core.access), and the files the user uploaded
+               or the account's extension did
 Both have their token's revocation checked inside the unit of work that does the work.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from frontdesk.core import files
+from frontdesk.core import access, files
 from frontdesk.core.auth import (
     ExtensionPrincipal,
     UserPrincipal,
@@ -62,7 +63,16 @@ async def account_of(tx: Tx, principal: Principal, account_id: str) -> Account:
     """
     if isinstance(principal, ExtensionPrincipal):
         return await active_account(tx, principal, account_id)
-    return await account_named_for(tx, principal, account_id)
+    account = await account_named_for(tx, principal, account_id)
+    await check_user_may_use(tx, principal, account)
+    return account
+
+
+async def check_user_may_use(tx: Tx, principal: Principal, account: Account) -> None:
+    """A user reaches an account's calls only if they may see its form's tasks (API v4
+    access rules: access_denied_form); an extension reaches all of its own accounts."""
+    if isinstance(principal, UserPrincipal):
+        await access.check_form(tx, principal.user_id, account.form_id)
 
 
 async def ensure_caller_current(tx: Tx, principal: Principal) -> None:

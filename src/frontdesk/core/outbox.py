@@ -157,15 +157,37 @@ INSERT_ATTEMPT = Query(
         response_excerpt=p("response_excerpt"),
     )
 )
+# Only the claim that made this attempt may settle it: a worker that outlived its lease finds
+# the row claimed again (attempts moved on) and changes nothing.
 FINISH = Query(
     sa.update(deliveries)
-    .where(deliveries.c.id == p("id"), deliveries.c.status == SENDING)
+    .where(
+        deliveries.c.id == p("id"),
+        deliveries.c.status == SENDING,
+        deliveries.c.attempts == p("attempt"),
+    )
     .values(
         status=p("status"),
         lease_until=None,
         last_error=p("last_error"),
         finished_at=p("finished_at"),
         next_attempt_at=p("next_attempt_at"),
+    )
+)
+# A row whose worker died mid-send again and again (its lease ran out with no outcome) has
+# used its attempts without anyone learning how they went: it is dead, not sent once more.
+ABANDON = Query(
+    sa.update(deliveries)
+    .where(
+        deliveries.c.status == SENDING,
+        deliveries.c.lease_until < p("now"),
+        deliveries.c.attempts >= p("max_attempts"),
+    )
+    .values(
+        status=DEAD,
+        lease_until=None,
+        finished_at=p("now"),
+        last_error="No outcome recorded for the last attempt (its worker stopped)",
     )
 )
 REDELIVER = Query(
@@ -267,6 +289,7 @@ async def claim_due(
     """Take up to `limit` due deliveries (the head of each key) for `lease`; the worker's
     retry policy sets how many attempts they get."""
     now = utcnow()
+    await tx.run(ABANDON, now=now, max_attempts=max_attempts)
     rows = await tx.all(
         CLAIM_DUE, now=now, limit=limit, lease_until=now + lease, max_attempts=max_attempts
     )
@@ -355,6 +378,7 @@ def _finish_row(outcome: Outcome, now: datetime) -> dict[str, Any]:
     failure = None if outcome.done else attempt.error or f"HTTP {attempt.status_code}"
     return {
         "id": outcome.claimed.id,
+        "attempt": outcome.claimed.attempt,
         "status": status,
         "last_error": _clip(failure, 500),
         "finished_at": None if status == PENDING else now,

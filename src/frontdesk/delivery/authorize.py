@@ -7,6 +7,7 @@ receivers do both, spec.md §3.5). Nothing is created unless the extension said 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import msgspec
 from frontdesk.core import extensions
 from frontdesk.core.replies import endpoint_url
 from frontdesk.delivery.http import Outbound, OutboundError
-from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.database import Database
 
@@ -84,6 +85,7 @@ async def connect_account(
         "Content-Type": "application/json",
         "X-Pyrus-Sig": pyrus_signature(str(extension["secret"]), body),
         "X-Pyrus-Retry": "1/1",
+        DELIVERY_ID_HEADER: str(uuid.uuid4()),
     }
     url = endpoint_url(str(extension["base_url"]), "authorize")
     try:

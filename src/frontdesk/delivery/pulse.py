@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
@@ -16,7 +17,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.replies import endpoint_url
 from frontdesk.delivery.http import Outbound, OutboundError
-from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.storage.database import Database
 from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import extensions
@@ -45,7 +46,12 @@ async def _record(tx: Tx, extension_id: int, result: str) -> None:
 
 async def probe(outbound: Outbound, base_url: str, secret: str) -> str:
     """'ok', or what went wrong."""
-    headers = {"X-Pyrus-Sig": pyrus_signature(secret, b""), "X-Pyrus-Retry": "1/1"}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Pyrus-Sig": pyrus_signature(secret, b""),
+        "X-Pyrus-Retry": "1/1",
+        DELIVERY_ID_HEADER: str(uuid.uuid4()),
+    }
     try:
         answer = await outbound.request("GET", endpoint_url(base_url, "pulse"), headers=headers)
     except OutboundError as exc:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+#: the id of one delivery, the same on every attempt, so a receiver can drop repeats
+DELIVERY_ID_HEADER = "X-Frontdesk-Delivery"
+
 
 def pyrus_signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest().upper()

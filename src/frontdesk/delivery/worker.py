@@ -13,19 +13,18 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from frontdesk.core import outbox
 from frontdesk.core.clock import utcnow
 from frontdesk.core.outbox import Attempt, Claimed, Outcome
 from frontdesk.delivery.http import Answer, Outbound, OutboundError, Refused
-from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.storage.database import Database
 
 log = logging.getLogger(__name__)
 
-DELIVERY_ID_HEADER = "X-Frontdesk-Delivery"
 #: a Retry-After longer than this is taken as this (a typo must not park a channel for days)
 MAX_RETRY_AFTER = 3600.0
 
@@ -63,6 +62,8 @@ def _retry_after(value: str | None, default: float) -> float:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return default
+    if when.tzinfo is None:  # "-0000" or no zone: HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
     return min(max((when - utcnow()).total_seconds(), 0.0), MAX_RETRY_AFTER)
 
 
@@ -159,6 +160,15 @@ class DeliveryWorker:
             log.exception("Recording %d delivery outcomes failed", len(batch))
 
     async def _send(self, claimed: Claimed) -> None:
+        try:
+            outcome = await self._attempt(claimed)
+        except Exception as exc:  # a bug must cost one attempt, not the row and its channel
+            log.exception("Sending delivery %s failed unexpectedly", claimed.delivery_id)
+            attempt = Attempt(utcnow(), 0, error=f"{type(exc).__name__}: {exc}")
+            outcome = Outcome(claimed, attempt, self.policy.retry_at(claimed, None), False)
+        self._finished.append(outcome)
+
+    async def _attempt(self, claimed: Claimed) -> Outcome:
         started_at = utcnow()
         answer: Answer | None = None
         refused = False
@@ -179,7 +189,7 @@ class DeliveryWorker:
             refused = isinstance(exc, Refused)
         done = answer is not None and 200 <= answer.status < 300
         retry_at = None if done or refused else self.policy.retry_at(claimed, answer)
-        self._finished.append(Outcome(claimed, attempt, retry_at, done))
+        return Outcome(claimed, attempt, retry_at, done)
 
     async def _cancel_in_flight(self) -> None:
         for task in list(self._in_flight):

@@ -10,7 +10,7 @@ without that setting the API answers 401 to everyone.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -26,9 +26,12 @@ TAGS = ("Admin",)
 MAX_LIMIT = 1000
 
 
+DeliveryRef = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
 class RedeliverIn(Body):
     required: ClassVar = ("ids",)
-    ids: list[int] = msgspec.field(default_factory=list)
+    ids: list[DeliveryRef] = msgspec.field(default_factory=list)
 
 
 def _check_admin(call: Call) -> None:
@@ -69,7 +72,8 @@ async def _show(call: Call) -> dict[str, Any]:
 
 async def _redeliver(call: Call) -> dict[str, Any]:
     body = decode_body(await call.body(64 * 1024), RedeliverIn)
-    return {"redelivered": await call.ctx.db.write(outbox.redeliver, body.ids)}
+    unique = list(dict.fromkeys(body.ids))  # one id twice is one redelivery
+    return {"redelivered": await call.ctx.db.write(outbox.redeliver, unique)}
 
 
 def _endpoint(path: str, run: Any, summary: str, method: str, body: Any = None) -> Endpoint:

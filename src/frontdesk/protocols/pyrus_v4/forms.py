@@ -154,9 +154,10 @@ def _field_id(digits: str) -> int:
 
 
 def _check_unserved(params: dict[str, Any]) -> None:
-    if str(params.get("format", "json")).lower() != "json":
+    # an explicit null is the default, as clients that serialise every field send it
+    if str(params.get("format") or "json").lower() != "json":
         raise _bad("format (only json is served)", params["format"])
-    if str(params.get("sort", "id")).lower() != "id":
+    if str(params.get("sort") or "id").lower() != "id":
         raise _bad("sort (only by id)", params["sort"])
 
 
