@@ -76,3 +76,40 @@ async def test_simultaneous_first_reports_of_a_call_make_one_call(client):
     assert len(task_ids) == 1
     assert sum(a.json()["tasks"][0]["is_new_task"] for a in answers) == 1
     assert len(await rows(client, sa.select(tables.calls))) == 1
+
+
+async def test_outbox_rows_of_one_key_commit_in_id_order(client, database_url):
+    """Two answers in one chat, the first one's transaction still open: the second waits for
+    it, so its row cannot be committed (and sent) first."""
+    from frontdesk.core import outbox
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("one writer: transactions cannot interleave on SQLite")
+    db = db_of(client)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def first(tx: Tx) -> int:
+        row = await outbox.enqueue(
+            tx, kind="sendmessage", url="http://x/", body=b"1", ordering_key="chat:1"
+        )
+        await release.wait()
+        order.append("first")
+        return row
+
+    async def second(tx: Tx) -> int:
+        row = await outbox.enqueue(
+            tx, kind="sendmessage", url="http://x/", body=b"2", ordering_key="chat:1"
+        )
+        order.append("second")
+        return row
+
+    first_task = asyncio.create_task(db.write(first))
+    await asyncio.sleep(0.2)
+    second_task = asyncio.create_task(db.write(second))
+    await asyncio.sleep(0.3)
+    waited = order == []  # the second waits on the first's key
+    release.set()  # (before asserting: an open transaction would block the clean-up)
+    first_id, second_id = await first_task, await second_task
+    assert waited
+    assert order == ["first", "second"] and first_id < second_id

@@ -247,6 +247,10 @@ async def enqueue(
     extension_id: int | None = None,
 ) -> int:
     """Write a webhook to send once this transaction commits; returns its row id."""
+    # Writers of one key take turns until they commit, so ids of a key are in commit order:
+    # otherwise a later id could commit first and be sent first (PostgreSQL; SQLite has one
+    # writer anyway).
+    await tx.lock("outbox", ordering_key)
     row = await tx.one(
         INSERT,
         delivery_id=str(uuid.uuid4()),

@@ -49,8 +49,15 @@ def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a SQLite unit of work awaited something other than its Tx")
 
 
+#: prepared statements kept per connection: more than the app has (Python's default, 128, is
+#: about the number of statements in the code; past it each execute would prepare again)
+CACHED_STATEMENTS = 1024
+
+
 def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=CACHED_STATEMENTS
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute(f"PRAGMA busy_timeout={busy_ms}")
