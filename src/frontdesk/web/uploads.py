@@ -14,8 +14,11 @@ from dataclasses import dataclass
 
 import multipart
 
+from frontdesk.core import files
 from frontdesk.errors import FrontdeskError, TooLarge
 from frontdesk.storage.blobs import BlobStore, BlobWriter, StoredBlob
+from frontdesk.web.endpoints import Call, Reply
+from frontdesk.web.responses import ok
 
 MAX_NAME_LENGTH = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -129,3 +132,26 @@ def refuse_declared_oversize(content_length: str, cap: int) -> None:
     """A Content-Length far over the cap is refused before a byte of the body is read."""
     if content_length.isdigit() and int(content_length) > cap + MULTIPART_OVERHEAD:
         raise TooLarge(f"The file is larger than the {cap} byte limit")
+
+
+async def store_upload(
+    call: Call, *, extension_id: int | None = None, user_id: int | None = None
+) -> Reply:
+    """The whole upload method of both Pyrus APIs, once the caller is known and current:
+    refuse a declared oversize, stream the first file part to the store with its MD5, record
+    it as the uploader's file, answer {guid, md5_hash}."""
+    ctx = call.ctx
+    cap = ctx.settings.max_upload_bytes
+    refuse_declared_oversize(call.header(b"content-length"), cap)
+    received = await receive_file(call.stream(), call.header(b"content-type"), ctx.blobs, cap)
+    blob = received.blob
+    await files.keep_upload(
+        ctx.db,
+        ctx.blobs,
+        blob,
+        received.name,
+        received.content_type,
+        extension_id=extension_id,
+        user_id=user_id,
+    )
+    return ok({"guid": blob.key, "md5_hash": blob.md5})

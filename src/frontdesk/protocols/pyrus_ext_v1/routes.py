@@ -25,7 +25,7 @@ from frontdesk.web.downloads import file_reply, parse_file_id
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
 from frontdesk.web.json_body import Body, decode_body, decode_fields
 from frontdesk.web.responses import ok
-from frontdesk.web.uploads import receive_file, refuse_declared_oversize
+from frontdesk.web.uploads import store_upload
 
 B = TypeVar("B", bound=Body)
 #: JSON bodies are small (10,000-character messages, 100 guids); anything far larger is refused
@@ -139,21 +139,8 @@ async def attachcallrecord(
 async def upload(call: Call) -> Reply:
     """One file, the first file part whatever its name, streamed to disk with its MD5."""
     principal = await authenticate(call)
-    ctx = call.ctx
-    await ctx.db.read(auth.ensure_current, principal)
-    cap = ctx.settings.max_upload_bytes
-    refuse_declared_oversize(call.header(b"content-length"), cap)
-    received = await receive_file(call.stream(), call.header(b"content-type"), ctx.blobs, cap)
-    blob = received.blob
-    await files.keep_upload(
-        ctx.db,
-        ctx.blobs,
-        blob,
-        received.name,
-        received.content_type,
-        extension_id=principal.extension_id,
-    )
-    return ok({"guid": blob.key, "md5_hash": blob.md5})
+    await call.ctx.db.read(auth.ensure_current, principal)
+    return await store_upload(call, extension_id=principal.extension_id)
 
 
 async def download(call: Call) -> Reply:

@@ -19,8 +19,7 @@ from frontdesk.protocols.pyrus_v4.common import endpoint, user_method
 from frontdesk.storage.sql import Tx
 from frontdesk.web.downloads import file_reply, parse_file_id
 from frontdesk.web.endpoints import Call, Handler, Reply
-from frontdesk.web.responses import ok
-from frontdesk.web.uploads import receive_file, refuse_declared_oversize
+from frontdesk.web.uploads import store_upload
 
 
 async def upload(call: Call, principal: UserPrincipal) -> Reply:
@@ -28,19 +27,7 @@ async def upload(call: Call, principal: UserPrincipal) -> Reply:
     ctx = call.ctx
     # before the body: a revoked token must not get to send two gigabytes first
     await ctx.db.read(auth.ensure_current_user, principal)
-    cap = ctx.settings.max_upload_bytes
-    refuse_declared_oversize(call.header(b"content-length"), cap)
-    received = await receive_file(call.stream(), call.header(b"content-type"), ctx.blobs, cap)
-    blob = received.blob
-    await files.keep_upload(
-        ctx.db,
-        ctx.blobs,
-        blob,
-        received.name,
-        received.content_type,
-        user_id=principal.user_id,
-    )
-    return ok({"guid": blob.key, "md5_hash": blob.md5})
+    return await store_upload(call, user_id=principal.user_id)
 
 
 async def _visible_file(tx: Tx, principal: UserPrincipal, file_id: int) -> StoredFile:
