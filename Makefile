@@ -33,6 +33,7 @@ lint: $(STAMP)
 ## bench: load benchmarks against a running server, SQLite and PostgreSQL; writes bench/RESULTS.md
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.deliveries --results bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
