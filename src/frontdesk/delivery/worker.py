@@ -25,6 +25,8 @@ from frontdesk.storage.database import Database
 
 log = logging.getLogger(__name__)
 
+#: after a send finishes, how long the worker waits for others before settling them together
+SETTLE_WINDOW_SECONDS = 0.002
 #: a Retry-After longer than this is taken as this (a typo must not park a channel for days)
 MAX_RETRY_AFTER = 3600.0
 
@@ -100,6 +102,7 @@ class DeliveryWorker:
         self.lease = lease
         self._in_flight: set[asyncio.Task[None]] = set()
         self._finished: list[Outcome] = []
+        self._refill_at = max(1, concurrency // 4)
 
     async def run(self) -> None:
         """Send until cancelled; a failing database is logged and retried."""
@@ -117,10 +120,15 @@ class DeliveryWorker:
             await self._settle()
 
     async def step(self) -> int:
-        """Settle, then claim and start; returns how many sends started."""
+        """Settle, then claim and start; returns how many sends started.
+
+        While busy it claims only once a quarter of the slots is free: each claim is a
+        statement, and claiming one row per finished send would cost one per delivery."""
         await self._settle()
         free = self.concurrency - len(self._in_flight)
-        if free <= 0 or not await self.db.read(outbox.due_ids, 1):  # idle polls write nothing
+        if free <= 0 or (self._in_flight and free < self._refill_at):
+            return 0
+        if not await self.db.read(outbox.due_ids, 1):  # idle polls write nothing
             return 0
         claimed = await self.db.write(outbox.claim_due, free, self.lease, self.policy.max_attempts)
         for delivery in claimed:
@@ -144,9 +152,12 @@ class DeliveryWorker:
 
     async def _idle(self) -> None:
         if self._in_flight:  # a finished send may free a channel's next message
-            await asyncio.wait(
+            done, _ = await asyncio.wait(
                 self._in_flight, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
             )
+            if done and self._in_flight:
+                # let the sends finishing about now finish too: one settle for all of them
+                await asyncio.sleep(SETTLE_WINDOW_SECONDS)
         elif not self._finished:
             await asyncio.sleep(self.poll_seconds)
 
