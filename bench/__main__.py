@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--channels",
         type=int,
         default=1000,
-        help="existing keys to spread over (chat channels; call ids for call_repeated)",
+        help="existing keys to spread over (chat channels and Planfix chats; call ids for "
+        "call_repeated)",
     )
     parser.add_argument("--engines", type=_csv(ENGINES), default=list(ENGINES))
     parser.add_argument("--scenarios", type=_csv(SCENARIOS), default=list(SCENARIOS))
@@ -65,8 +66,8 @@ def _settings(args: argparse.Namespace, generator: str, probe: float) -> dict[st
         "repeats": f"{args.repeats} per figure, interleaved app/ceiling; medians",
         "workers": f"SQLite {args.sqlite_workers} (app and ceiling), "
         f"PostgreSQL {args.pg_workers} (app and ceiling)",
-        "existing keys": f"{args.channels} channels (one message each) and {args.channels} "
-        "call ids (one call each), made before the runs",
+        "existing keys": f"{args.channels} channels and {args.channels} Planfix chats (one "
+        f"message each) and {args.channels} call ids (one call each), made before the runs",
         "host speed probe": f"{probe:,.0f} single-row SQLite commits/s "
         "(performance.md measured 47,277 on this kind of machine)",
         "code": report.revision(),

@@ -2,7 +2,8 @@
 
 A bare ASGI callable (no framework) that checks the bearer token against a dict, decodes the
 same body (`getmessage` or `integrations/call`) with msgspec into a Struct of the same fields,
-and inserts one row:
+or a Planfix newMessage's form fields with the standard library (its key in the body, checked
+against the same dict), and inserts one row:
   * SQLite: WAL, synchronous=NORMAL, one writer thread with explicit group commit
     (performance.md appendix, the `sqlite_batch` backend);
   * PostgreSQL: an asyncpg pool (8 per worker, as Frontdesk's default) and one
@@ -23,6 +24,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -205,7 +207,9 @@ def _store() -> SqliteBatch | PostgresPool:
 # A dict of 1,000 tokens -> account, as a real token table would hold (performance.md §2).
 TOKENS = {secrets.token_urlsafe(32): f"account-{n}" for n in range(999)}
 TOKENS[os.environ.get("BENCH_CEILING_TOKEN", "")] = "uniqueID12345"
+TOKENS["303cb962ac59075b964b07152d234b70"] = "superchat"  # the demo's Planfix key (in the body)
 TOKENS.pop("", None)
+CONTACT_FIELDS = ("contactId", "contactLastName", "contactIco", "contactEmail", "contactPhone")
 ENCODE = msgspec.json.encode
 
 
@@ -288,6 +292,41 @@ async def _lifespan(receive: Any, send: Any) -> None:
             return
 
 
+def _chat_message_row(fields: dict[str, str]) -> Params | None:
+    """A Planfix newMessage in the message's columns (None: a required field is missing)."""
+    if not (fields.get("providerId") and fields.get("chatId")):
+        return None
+    text = fields.get("message", "")
+    if len(text) > 10_000:
+        return None
+    contact = {name: fields[name] for name in CONTACT_FIELDS if name in fields}
+    return (
+        fields["providerId"],
+        fields["chatId"],
+        fields.get("contactName"),
+        fields.get("channel"),
+        text,
+        fields.get("contactData"),
+        ENCODE(contact).decode(),
+    )
+
+
+async def _planfix(receive: Any, send: Any) -> None:
+    try:
+        fields = dict(parse_qsl((await _read_body(receive)).decode(), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        fields = {}
+    if TOKENS.get(fields.get("planfix_token", "")) is None:
+        await _respond(send, 401, b'{"error":"Invalid token"}')
+        return
+    row = _chat_message_row(fields)
+    if row is None:
+        await _respond(send, 400, b'{"error":"Invalid parameters"}')
+        return
+    row_id = await STATE["store"].insert(row)
+    await _respond(send, 200, b'{"number":%d,"isNewTask":true}' % row_id)
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
@@ -296,6 +335,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     if scope["path"] == "/healthz":
         await _respond(send, 200, b'{"status":"ok"}')
+        return
+    if scope["path"] == "/webchat/api" and scope["method"] == "POST":
+        await _planfix(receive, send)
         return
     route = ROUTES.get(scope["path"])
     if route is None or scope["method"] != "POST":

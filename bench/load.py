@@ -99,15 +99,22 @@ def _wrk_command(spec: LoadSpec) -> list[str]:
         spec.prefix,
         head,
         tail,
+        spec.workload.content_type,
+        spec.workload.new_marker,
+        spec.workload.problem_marker,
     ]
 
 
 def _python_command(spec: LoadSpec) -> list[str]:
     head, tail = spec.workload.parts()
+    workload = spec.workload
     config = {key: value for key, value in spec.__dict__.items() if key != "workload"} | {
-        "path": spec.workload.path,
+        "path": workload.path,
         "head": head,
         "tail": tail,
+        "content_type": workload.content_type,
+        "new_marker": workload.new_marker,
+        "problem_marker": workload.problem_marker,
     }
     return [sys.executable, "-m", "bench.pyload", json.dumps(config)]
 

@@ -33,18 +33,20 @@ class Requests:
 
     def __init__(self, config: dict[str, Any], host: str) -> None:
         self.config = config
+        authorization = f"Authorization: Bearer {config['token']}\r\n" if config["token"] else ""
         self.head = (
             f"POST {config['path']} HTTP/1.1\r\nHost: {host}\r\n"
-            "Content-Type: application/json\r\n"
-            f"Authorization: Bearer {config['token']}\r\n"
+            f"Content-Type: {config['content_type']}\r\n{authorization}"
         ).encode()
+        self.new_marker = config["new_marker"].encode()
+        self.problem_marker = config["problem_marker"].encode()
         self.counter = 0
         self.cache: list[bytes] = []
         if config["mode"] == "existing":
             self.cache = [self._build(f"{config['prefix']}{i}") for i in range(config["channels"])]
 
     def _build(self, channel: str) -> bytes:
-        body = f'{self.config["head"]}"{channel}"{self.config["tail"]}'.encode()
+        body = f"{self.config['head']}{channel}{self.config['tail']}".encode()
         return self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
     def next(self) -> bytes:
@@ -108,9 +110,9 @@ async def _connection(
             counts["non2xx"] += 1
         if status >= 400:
             counts["status"] += 1
-        if b'"error_code"' in body:
+        if requests.problem_marker in body:
             counts["problems"] += 1
-        if b'"is_new_task":true' in body:
+        if requests.new_marker in body:
             counts["new_tasks"] += 1
     if writer is not None:
         writer.close()

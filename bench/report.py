@@ -233,7 +233,8 @@ def write_markdown(
     ]
     if rows:
         lines += [
-            "## requests: getmessage and integrations/call (targets: ratio ≥ 0.40, p99 ≤ 50 ms)",
+            "## requests: getmessage, integrations/call and Planfix newMessage "
+            "(targets: ratio ≥ 0.40, p99 ≤ 50 ms)",
             "",
             "| scenario | engine | req/s (min–max) | p50 ms | p99 ms | ceiling req/s "
             "| ceiling p99 ms | ratio | server CPU µs/req (app / ceiling) | others¹ | target |",

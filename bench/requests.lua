@@ -1,8 +1,11 @@
--- wrk script: an authenticated JSON POST (a bench/workloads.py workload: getmessage or
--- integrations/call) whose key (channel id, call id) is an existing one or a new one.
+-- wrk script: a POST of a bench/workloads.py workload (getmessage, integrations/call, Planfix
+-- newMessage) whose key (channel id, call id, chat id) is an existing one or a new one.
 -- Arguments (after `--`, passed by bench/load.py):
---   token  mode(existing|new)  channels  prefix  body_head  body_tail
--- The body is body_head .. '"<key>"' .. body_tail, so the JSON is built once in Python.
+--   token  mode(existing|new)  channels  prefix  body_head  body_tail  content_type
+--   new_marker  problem_marker
+-- The body is body_head .. key .. body_tail, so the body is built once in Python. An empty
+-- token sends no Authorization (Planfix's key is in the body). An answer holding new_marker
+-- made a new task; one holding problem_marker carried a warning.
 -- On exit it prints one line "BENCH_JSON {...}" that bench/load.py parses.
 
 local threads = {}
@@ -14,16 +17,19 @@ end
 
 function init(args)
   token, mode, channels, prefix, head, tail = args[1], args[2], tonumber(args[3]), args[4], args[5], args[6]
+  new_marker, problem_marker = args[8], args[9]
   wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = "Bearer " .. token
+  wrk.headers["Content-Type"] = args[7]
+  if token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+  end
   counter = 0
   non2xx, problems, new_tasks = 0, 0, 0
   if mode == "existing" then
     -- Pre-format one request per existing key; threads start at different keys.
     cache = {}
     for i = 0, channels - 1 do
-      cache[i] = wrk.format(nil, nil, nil, head .. '"' .. prefix .. i .. '"' .. tail)
+      cache[i] = wrk.format(nil, nil, nil, head .. prefix .. i .. tail)
     end
     counter = (tid - 1) * 7919
   end
@@ -35,7 +41,7 @@ function request()
     return cache[counter % channels]
   end
   -- A key never sent before: run prefix, thread id and a per-thread counter.
-  return wrk.format(nil, nil, nil, head .. '"' .. prefix .. tid .. "-" .. counter .. '"' .. tail)
+  return wrk.format(nil, nil, nil, head .. prefix .. tid .. "-" .. counter .. tail)
 end
 
 function response(status, headers, body)
@@ -43,10 +49,10 @@ function response(status, headers, body)
     non2xx = non2xx + 1
   end
   if body then
-    if string.find(body, '"error_code"', 1, true) then
+    if string.find(body, problem_marker, 1, true) then
       problems = problems + 1
     end
-    if string.find(body, '"is_new_task":true', 1, true) then
+    if string.find(body, new_marker, 1, true) then
       new_tasks = new_tasks + 1
     end
   end

@@ -1,9 +1,9 @@
 """What the load generator sends: one request body per method, with one value varied per request.
 
 A workload is a method's path and the document's example body, in which one field (the
-conversation's key: getmessage's `channel_id`, a call's `external_id`) is replaced per request.
-"existing" keys are the ones `engines.prepared_token` made beforehand; "new" keys were never
-sent before, so every request starts a conversation (a new task).
+conversation's key: getmessage's `channel_id`, a call's `external_id`, a Planfix `chatId`) is
+replaced per request. "existing" keys are the ones `engines.prepared_token` made beforehand;
+"new" keys were never sent before, so every request starts a conversation (a new task).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 ACCOUNT_ID = "uniqueID12345"  # the demo account (src/frontdesk/core/demo.py)
+PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"  # the demo's Planfix provider, the same
 EXISTING_PREFIX = "bench-existing-"
 KEY_MARK = "__KEY__"
 
@@ -23,18 +25,27 @@ class Workload:
     path: str
     #: the body, with KEY_MARK where the varied key goes
     body: dict[str, Any]
-    #: which API's token it needs: "v1" (the demo extension) or "v4" (the demo agent)
+    #: which API's token it needs: "v1" (the demo extension), "v4" (the demo agent), or
+    #: "planfix" (none: the key travels in the body)
     api: str
+    content_type: str = "application/json"
+    #: in every successful answer; in an answer that made a new task; in one with a warning
+    ok_marker: str = '"task_id"'
+    new_marker: str = '"is_new_task":true'
+    problem_marker: str = '"error_code"'
 
     def parts(self) -> tuple[str, str]:
-        """The JSON body split around the key: head + '"<key>"' + tail."""
-        text = json.dumps(self.body, separators=(",", ":"))
-        head, tail = text.split(f'"{KEY_MARK}"')
+        """The body split around the key (head + key + tail; JSON quotes are in head/tail)."""
+        if self.content_type == "application/json":
+            text = json.dumps(self.body, separators=(",", ":"))
+        else:
+            text = urlencode(self.body)
+        head, tail = text.split(KEY_MARK)
         return head, tail
 
     def body_for(self, key: str) -> bytes:
         head, tail = self.parts()
-        return f'{head}"{key}"{tail}'.encode()
+        return f"{head}{key}{tail}".encode()
 
 
 #: The /getmessage example of the Extensions API v1 document (tests/fixtures/seeds), without
@@ -72,10 +83,38 @@ CALL = Workload(
     "v4",
 )
 
+#: The Planfix chat API document's sample newMessage (tests/fixtures/seeds), without its
+#: attachments (files are fetched apart from the request); chatId varies.
+NEWMESSAGE = Workload(
+    "newmessage",
+    "/webchat/api",
+    {
+        "cmd": "newMessage",
+        "providerId": "superchat",
+        "chatId": KEY_MARK,
+        "planfix_token": PLANFIX_TOKEN,
+        "message": "Hello, I have a question",
+        "contactId": "57487124",
+        "contactName": "Ivan",
+        "contactLastName": "Ivanov",
+        "contactIco": "https://superchat.io/avatars/183712.png",
+        "contactEmail": "ivan@ivanov.com",
+        "contactPhone": "79051234567",
+        "contactData": "the gas boilers came as expected",
+    },
+    "planfix",
+    content_type="application/x-www-form-urlencoded",
+    ok_marker='"number"',
+    new_marker='"isNewTask":true',
+    problem_marker='"warnings"',
+)
+
 #: scenario -> (workload, "existing" | "new")
 SCENARIOS: dict[str, tuple[Workload, str]] = {
     "getmessage_existing": (GETMESSAGE, "existing"),
     "getmessage_new": (GETMESSAGE, "new"),
     "call_new": (CALL, "new"),
     "call_repeated": (CALL, "existing"),
+    "newmessage_existing": (NEWMESSAGE, "existing"),
+    "newmessage_new": (NEWMESSAGE, "new"),
 }

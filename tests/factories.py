@@ -425,3 +425,98 @@ async def v4_task(client: Any, agent: Agent, **body: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     task: dict[str, Any] = response.json()["task"]
     return task
+
+
+# --- Planfix chat API ---------------------------------------------------------------------
+
+#: the seed's sample key (seeds/planfix-webchat-api.txt)
+PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"
+#: the key the seed's outbound sample carries: the chat system's own
+PROVIDER_TOKEN = "202cb962ac59075b964b07152d234b70"
+
+
+@dataclass
+class PlanfixProvider:
+    """A Planfix chat integration and the keys both sides use."""
+
+    integration_id: int
+    provider_id: str
+    planfix_token: str
+    provider_token: str
+    form_id: int
+
+
+async def make_planfix(
+    client: Any,
+    *,
+    provider_id: str = "superchat",
+    url: str | None = None,
+    planfix_token: str = PLANFIX_TOKEN,
+    fields: tuple[FieldSpec, ...] = FIELDS,
+    routing: str = "reuse_open",
+    default_agent: str | None = None,
+) -> PlanfixProvider:
+    from frontdesk.core import planfix
+
+    db = db_of(client)
+    form_id = await db.write(forms.add_form, "Chats", fields)
+    new = await db.write(
+        planfix.add_integration,
+        provider_id,
+        url,
+        PROVIDER_TOKEN,
+        form_id=form_id,
+        default_agent_email=default_agent,
+        routing=routing,
+        planfix_token=planfix_token,
+    )
+    return PlanfixProvider(
+        new.integration_id, provider_id, new.planfix_token, PROVIDER_TOKEN, form_id
+    )
+
+
+async def planfix_call(client: Any, body: Any, path: str = "/webchat/api") -> httpx.Response:
+    """POST a form-urlencoded body: a dict, a list of pairs (repeats kept), or the raw text."""
+    from urllib.parse import urlencode
+
+    text = body if isinstance(body, str) else urlencode(body)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    response: httpx.Response = await client.post(path, content=text.encode(), headers=headers)
+    return response
+
+
+async def fetches_of(client: Any) -> list[dict[str, Any]]:
+    """Every attachment fetch job, oldest first."""
+    table = tables.attachment_fetches
+    return await rows(client, sa.select(table).order_by(table.c.id))
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings: Any) -> Any:
+    """The real app with settings of the test's own, served like the `client` fixture's."""
+    from conftest import running
+    from frontdesk.app import create_app
+
+    app = create_app(settings)
+    async with running(app.litestar):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://frontdesk.test") as c:
+            c.app = app  # type: ignore[attr-defined]
+            yield c
+
+
+def planfix_seed_sample(command: str) -> tuple[str, list[tuple[str, str]]]:
+    """The Planfix document's sample call of a command (the first shown): path and fields."""
+    from urllib.parse import urlsplit
+
+    seed = Path(__file__).parent / "fixtures" / "seeds" / "planfix-webchat-api.txt"
+    lines = seed.read_text().splitlines()
+    start = lines.index(f"cmd={command}")
+    url = next(line for line in reversed(lines[:start]) if line.startswith("POST "))
+    fields = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        key, _, value = line.partition("=")
+        fields.append((key, value))
+    return urlsplit(url.split()[1]).path, fields

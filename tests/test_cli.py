@@ -146,6 +146,10 @@ def test_demo_is_idempotent_and_prints_credentials(cli):
             "security_key": "demo-security-key-0000000000000000",
             "work_phone": "200",
         },
+        "planfix": {
+            "provider_id": "superchat",
+            "planfix_token": "303cb962ac59075b964b07152d234b70",
+        },
     }
     code, out, _ = cli("demo", "--json")
     assert code == 0 and _json(out) == first

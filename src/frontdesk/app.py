@@ -13,8 +13,10 @@ from datetime import timedelta
 from litestar import Litestar
 
 from frontdesk import __version__
+from frontdesk.core import file_links
 from frontdesk.core.maintenance import sweep
 from frontdesk.delivery.service import delivering
+from frontdesk.protocols.planfix_chat.routes import ENDPOINTS as PLANFIX_CHAT
 from frontdesk.protocols.pyrus_ext_v1.errors import EXCEPTION_HANDLERS
 from frontdesk.protocols.pyrus_ext_v1.routes import ENDPOINTS as PYRUS_EXT_V1
 from frontdesk.protocols.pyrus_v4.routes import ENDPOINTS as PYRUS_V4
@@ -30,7 +32,7 @@ from frontdesk.web.router import Router
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4, *ADMIN_API)
+ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4, *PLANFIX_CHAT, *ADMIN_API)
 
 
 async def _maintain(ctx: AppContext) -> None:
@@ -60,6 +62,8 @@ def create_app(settings: Settings) -> FrontdeskApp:
             limiter=RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_seconds),
         )
         app.state.ctx = ctx
+        if settings.secret_key:  # every process signs file links with the key in the database
+            await db.write(file_links.set_key, settings.secret_key)
         maintenance = asyncio.create_task(_maintain(ctx))
         try:
             if settings.delivery_in_process:

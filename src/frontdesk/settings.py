@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
 
-_FILE_SECRETS = ("database_url", "admin_token")
+_FILE_SECRETS = ("database_url", "admin_token", "secret_key")
 
 
 class Settings(BaseSettings):
@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     #: Bearer token of the admin JSON API (/admin/api/...); empty switches that API off
     admin_token: str = ""
+    #: signs the expiring file links sent to Planfix chat providers; empty: a key generated
+    #: once and kept in the database (table server_keys), shared by every process
+    secret_key: str = ""
 
     #: lifetime of access tokens issued by /v1/token and /v4/auth
     token_ttl_seconds: int = Field(default=24 * 3600, gt=0)
@@ -73,6 +76,14 @@ class Settings(BaseSettings):
     delivery_in_process: bool = True
     #: GET /pulse to every extension with a URL this often (0: never)
     pulse_interval_seconds: float = Field(default=60.0, ge=0)
+
+    #: Planfix attachments given by URL are fetched in the background (delivery.fetcher):
+    #: the longest one download may take, start to end (the size cap is max_upload_bytes)
+    attachment_fetch_seconds: float = Field(default=300.0, gt=0)
+    #: seconds before each retry of a fetch that failed for a passing reason (5xx, timeout)
+    attachment_fetch_retry_delays: tuple[float, ...] = (30.0, 300.0)
+    #: downloads in flight per worker process
+    attachment_fetch_concurrency: int = Field(default=4, gt=0)
 
     log_level: str = "INFO"
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from frontdesk.cli import admin, delivery, server
+from frontdesk.cli import admin, delivery, planfix, server
 from frontdesk.cli.output import CommandError
 from frontdesk.errors import FrontdeskError
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(commands)
     admin.register(commands)
     delivery.register(commands)
+    planfix.register(commands)
     return parser
 
 

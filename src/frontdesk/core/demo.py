@@ -3,7 +3,8 @@
 
 The ids and guids below are the documents' own examples: task 15862 (/comment), task 45873
 with a call (/attachcallrecord), file 123 (/files/download/123), and the uploaded guids that
-/getmessage and /attachcallrecord refer to.
+/getmessage and /attachcallrecord refer to. The Planfix chat provider `superchat` has the
+Planfix document's key, so its sample newMessage and getTask calls work as written.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core import extensions, forms, users
+from frontdesk.core import extensions, forms, planfix, users
 from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import Formatted, NewComment, add_comment
 from frontdesk.core.forms import FieldSpec
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.sql import Query, Tx
 from frontdesk.storage.tables import calls, files, tasks
+from frontdesk.storage.tables import extension_accounts as accounts
 from frontdesk.storage.tables import extensions as ext_table
 
 CLIENT_ID = "unique12345@login.edu"
@@ -33,6 +35,12 @@ AGENT = {
     "password": "frontdesk-demo",
     "security_key": "demo-security-key-0000000000000000",
     "work_phone": "200",
+}
+#: the Planfix chat API document's sample provider, its key, and the chat system's own key
+PLANFIX = {
+    "provider_id": "superchat",
+    "planfix_token": "303cb962ac59075b964b07152d234b70",
+    "provider_token": "202cb962ac59075b964b07152d234b70",
 }
 COMMENT_TASK_ID = 15862
 CALL_TASK_ID = 45873
@@ -61,6 +69,9 @@ FIELDS = (
     FieldSpec("PhoneNumberTo", "phone", "Operator phone number"),
     FieldSpec("RatingComment", "text", "Rating comment"),
     FieldSpec("RatingDate", "date", "Rating date"),
+    # the Planfix document's data_utm_source / data_utm_medium example (fields by name)
+    FieldSpec("utm_source", "text", "utm_source"),
+    FieldSpec("utm_medium", "text", "utm_medium"),
 )
 # (id, guid, name, bytes): the documents' examples
 FILES = (
@@ -77,12 +88,14 @@ class DemoCredentials:
     secret: str
     account_id: str
     agent: dict[str, str]
+    planfix: dict[str, str]
 
     def as_json(self) -> dict[str, Any]:
         return {
             "extension": {"client_id": self.client_id, "secret": self.secret},
             "account_id": self.account_id,
             "agent": dict(self.agent),
+            "planfix": {key: self.planfix[key] for key in ("provider_id", "planfix_token")},
         }
 
 
@@ -135,8 +148,31 @@ SYNC_SEQUENCES = [
 ]
 
 
+DEMO_FORM = Query(
+    sa.select(accounts.c.form_id)
+    .where(accounts.c.account_id == p("account_id"))
+    .order_by(accounts.c.id)
+    .limit(1)
+)
+
+
 def credentials() -> DemoCredentials:
-    return DemoCredentials(CLIENT_ID, SECRET, ACCOUNT_ID, AGENT)
+    return DemoCredentials(CLIENT_ID, SECRET, ACCOUNT_ID, AGENT, PLANFIX)
+
+
+async def _planfix(tx: Tx, form_id: int) -> None:
+    """The sample chat provider; answers stay in Frontdesk until it is given a URL."""
+    if await planfix.integration_exists(tx, PLANFIX["provider_id"]):
+        return
+    await planfix.add_integration(
+        tx,
+        PLANFIX["provider_id"],
+        None,
+        PLANFIX["provider_token"],
+        form_id=form_id,
+        default_agent_email=AGENT["email"],
+        planfix_token=PLANFIX["planfix_token"],
+    )
 
 
 async def _files(tx: Tx, blobs: BlobStore, extension_id: int) -> dict[str, int]:
@@ -199,6 +235,10 @@ async def _tasks(tx: Tx, account: extensions.Account, file_ids: dict[str, int]) 
 async def seed(tx: Tx, blobs: BlobStore) -> DemoCredentials:
     """Create the demo extension, account, form, agent, tasks and files unless present."""
     if await tx.one(EXTENSION_ID, client_id=CLIENT_ID) is not None:
+        # demo data made before Planfix chats existed gets the provider now
+        demo_form = await tx.one(DEMO_FORM, account_id=ACCOUNT_ID)
+        if demo_form is not None:
+            await _planfix(tx, demo_form["form_id"])
         return credentials()
     await users.add_user(
         tx,
@@ -218,4 +258,5 @@ async def seed(tx: Tx, blobs: BlobStore) -> DemoCredentials:
     )
     file_ids = await _files(tx, blobs, extension.extension_id)
     await _tasks(tx, account, file_ids)
+    await _planfix(tx, form_id)
     return credentials()

@@ -3,7 +3,8 @@
 Each chat channel of the task whose extension has a URL and whose account is enabled gets a
 `sendmessage` webhook in the outbox, written in the transaction that writes the comment
 (ARCHITECTURE.md §2 names the body: account_id, channel_id, message_text, attachment_ids,
-plus task_id, comment_id and sender). Deliveries of one channel keep their order.
+plus task_id, comment_id and sender). Deliveries of one channel keep their order. A Planfix
+chat of the task gets a `cmd=newMessage` the same way (core.planfix_answers).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core import outbox, tasks, users
 from frontdesk.core.comments import OUTBOUND, Formatted, NewComment, add_comment
 from frontdesk.core.intake import check_text_length
+from frontdesk.core.planfix_answers import send_to_planfix
 from frontdesk.core.users import Person
 from frontdesk.errors import NotFound, required
 from frontdesk.storage.sql import Query, Tx
@@ -91,7 +93,12 @@ def sendmessage_body(answer: Answer, account_id: str, channel_id: str) -> bytes:
 
 
 async def send_to_customer(tx: Tx, answer: Answer) -> int:
-    """Queue the answer for every chat channel of its task; returns how many were queued."""
+    """Queue the answer for every chat channel of its task, a Pyrus extension's (sendmessage)
+    or a Planfix chat system's (newMessage); returns how many were queued."""
+    return await _send_to_extensions(tx, answer) + await send_to_planfix(tx, answer)
+
+
+async def _send_to_extensions(tx: Tx, answer: Answer) -> int:
     targets = await tx.all(CHAT_TARGETS, task_id=answer.task_id)
     for target in targets:
         await outbox.enqueue(
@@ -108,7 +115,7 @@ async def send_to_customer(tx: Tx, answer: Answer) -> int:
 @dataclass(frozen=True)
 class Reply:
     comment_id: int
-    #: sendmessage webhooks queued (one per chat channel of the task)
+    #: webhooks queued (one per chat channel of the task: sendmessage, Planfix newMessage)
     queued: int
 
 

@@ -1,4 +1,5 @@
-"""The delivery side of a process: the worker and the pulse, built from settings.
+"""The delivery side of a process: the worker, the attachment fetcher and the pulse, built
+from settings.
 
 `frontdesk serve` runs it in its own event loop by default; `frontdesk worker` runs only this.
 """
@@ -10,10 +11,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from frontdesk.delivery.fetcher import AttachmentFetcher
 from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.pulse import pulse_forever
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
 from frontdesk.settings import Settings
+from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import Database
 
 
@@ -41,12 +44,28 @@ def worker_from(settings: Settings, db: Database, outbound: Outbound) -> Deliver
     )
 
 
+def fetcher_from(settings: Settings, db: Database, outbound: Outbound) -> AttachmentFetcher:
+    return AttachmentFetcher(
+        db,
+        BlobStore(settings.effective_files_dir),
+        outbound,
+        max_bytes=settings.max_upload_bytes,
+        time_limit=settings.attachment_fetch_seconds,
+        retry_delays=settings.attachment_fetch_retry_delays,
+        concurrency=settings.attachment_fetch_concurrency,
+        poll_seconds=settings.delivery_poll_seconds,
+    )
+
+
 @contextlib.asynccontextmanager
 async def delivering(settings: Settings, db: Database) -> AsyncIterator[DeliveryWorker]:
-    """Send the outbox and pulse the extensions until the block ends."""
+    """Send the outbox, fetch attachments and pulse the extensions until the block ends."""
     outbound = outbound_from(settings)
     worker = worker_from(settings, db, outbound)
-    tasks = [asyncio.create_task(worker.run(), name="delivery-worker")]
+    tasks = [
+        asyncio.create_task(worker.run(), name="delivery-worker"),
+        asyncio.create_task(fetcher_from(settings, db, outbound).run(), name="attachment-fetcher"),
+    ]
     if settings.pulse_interval_seconds:
         tasks.append(
             asyncio.create_task(

@@ -166,7 +166,16 @@ channels = sa.Table(
     sa.Column("message_type", sa.String(100)),
     sa.Column("sender_name", sa.String(100)),
     sa.Column("created_at", Timestamp, nullable=False),
+    # a Planfix chat (kind "chat", no extension account): its integration and contact.
+    # Added by migration 0006 without ON DELETE: SQLite adds a column's foreign key only
+    # inline, and does not report an inline ON DELETE back (the migration check would fail)
+    _ref("planfix_ref", "planfix_integrations.id", nullable=True),
+    _ref("contact_ref", "planfix_contacts.id", nullable=True),
+    #: a Planfix chat's tasks, numbered from 1: two first messages of one chat claim the same
+    #: number, and the unique index lets one of them have it (core.planfix_chat)
+    sa.Column("chat_generation", sa.Integer()),
     sa.Index(None, "account_ref", "kind", "key"),
+    sa.Index(None, "planfix_ref", "key", "chat_generation", unique=True),
 )
 
 # A new comment sets its task's updated_at: trigger comments_touch_task (migration 0002).
@@ -287,4 +296,79 @@ delivery_attempts = sa.Table(
     #: the first bytes of the answer, for `deliveries show`
     sa.Column("response_excerpt", sa.Text()),
     sa.Index(None, "delivery_ref", "attempt"),
+)
+
+
+# Planfix chat integrations: a chat system (providerId) posting to /webchat/api.
+planfix_integrations = sa.Table(
+    "planfix_integrations",
+    metadata,
+    _id(),
+    sa.Column("provider_id", sa.String(200), nullable=False, unique=True),
+    # SHA-256 of the planfix_token it sends us: a leaked database leaks no usable key
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    #: where agents' answers go (cmd=newMessage); None: answers stay in Frontdesk
+    sa.Column("provider_url", sa.String(2000)),
+    # the provider's own key, kept as given: every answer must carry it (`token`)
+    sa.Column("provider_token", sa.String(500), nullable=False),
+    _ref("form_id", "forms.id"),
+    #: the agent an echo message is recorded as when its userEmail names nobody
+    _ref("default_agent_id", "users.id", nullable=True),
+    sa.Column("routing", sa.String(20), nullable=False),
+    #: the address the provider last reached us at: the base of the file links we send it
+    sa.Column("public_base_url", sa.String(2000)),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# A chat system's contacts (contactId and the details it sends), one set per provider.
+planfix_contacts = sa.Table(
+    "planfix_contacts",
+    metadata,
+    _id(),
+    _ref("planfix_ref", "planfix_integrations.id", cascade=True),
+    sa.Column("external_id", sa.String(300), nullable=False),
+    sa.Column("first_name", sa.String(200)),
+    sa.Column("last_name", sa.String(200)),
+    sa.Column("avatar_url", sa.String(2000)),
+    sa.Column("email", sa.String(300)),
+    sa.Column("phone", sa.String(100)),
+    sa.Column("data", sa.Text()),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("planfix_ref", "external_id"),
+)
+
+# Files a message names by URL (Planfix attachments), fetched into the file store in the
+# background and attached to the comment then; claimed like the outbox (core.outbox).
+attachment_fetches = sa.Table(
+    "attachment_fetches",
+    metadata,
+    _id(),
+    _ref("comment_id", "comments.id", cascade=True),
+    #: the attachment's place among the message's attachments
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    #: pending | fetching | done | failed
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    #: a fetching row whose lease ran out belongs to a fetcher that died: it is fetched again
+    sa.Column("lease_until", Timestamp),
+    _ref("file_id", "files.id", nullable=True),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "comment_id"),
+)
+
+# Keys the server keeps for itself, shared by every process on the database: `file_links`
+# signs the expiring download links sent to chat providers.
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(500), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
 )

@@ -1,0 +1,333 @@
+"""POST /webchat/api, cmd=newMessage and cmd=getTask: the document's samples verbatim, chats
+routed to tasks, contacts, echo messages, data_ fields and every attachment shape."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from frontdesk.core import demo
+from frontdesk.core.forms import FieldSpec
+from frontdesk.storage import tables
+
+from factories import (
+    FIELDS,
+    PLANFIX_TOKEN,
+    channels_of,
+    close_task,
+    comments_of,
+    db_of,
+    fetches_of,
+    make_agent,
+    make_planfix,
+    planfix_call,
+    planfix_seed_sample,
+    rows,
+    task_of,
+    tasks_of,
+    values_of,
+)
+
+
+async def contacts_of(client) -> list[dict]:
+    table = tables.planfix_contacts
+    return await rows(client, sa.select(table).order_by(table.c.id))
+
+
+def message(chat_id: str = "chat-1", text: str = "Hello", **extra: str) -> dict[str, str]:
+    fields = {
+        "cmd": "newMessage",
+        "providerId": "superchat",
+        "chatId": chat_id,
+        "planfix_token": PLANFIX_TOKEN,
+        "message": text,
+        "contactId": "57487124",
+        "contactName": "Ivan",
+    }
+    return {**fields, **extra}
+
+
+async def sent(client, body, path="/webchat/api") -> dict:
+    response = await planfix_call(client, body, path)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_the_documents_samples_work_verbatim(client):
+    await db_of(client).write(demo.seed, client.app.state.ctx.blobs)
+    path, fields = planfix_seed_sample("newMessage")
+    assert path == "/webchat/api" and ("planfix_token", PLANFIX_TOKEN) in fields
+
+    answer = await sent(client, fields, path)
+    task_id = answer["number"]
+    assert answer == {"number": task_id, "isNewTask": True}
+    task = await task_of(client, task_id)
+    assert task["subject"] == "Ivan Ivanov"  # no title: named after the contact
+    [comment] = await comments_of(client, task_id)
+    assert (comment["text"], comment["direction"], comment["sender_name"]) == (
+        "Hello, I have a question",
+        "in",
+        "Ivan Ivanov",
+    )
+    [contact] = await contacts_of(client)
+    assert {k: contact[k] for k in ("external_id", "first_name", "last_name", "phone")} == {
+        "external_id": "57487124",
+        "first_name": "Ivan",
+        "last_name": "Ivanov",
+        "phone": "79051234567",
+    }
+    assert contact["avatar_url"] == "https://superchat.io/avatars/183712.png"
+    assert (contact["email"], contact["data"]) == (
+        "ivan@ivanov.com",
+        "the gas boilers came as expected",
+    )
+    # both attachments, paired by position, waiting to be fetched
+    jobs = await fetches_of(client)
+    assert [(f["position"], f["name"], f["url"], f["status"]) for f in jobs] == [
+        (0, "photo1.jpg", "https://superchat.io/files/5444.jpg", "pending"),
+        (1, "photo2.jpg", "https://superchat.io/files/5445.jpg", "pending"),
+    ]
+
+    get_path, get_fields = planfix_seed_sample("getTask")
+    assert await sent(client, get_fields, urlsplit(get_path).path) == {"number": task_id}
+
+
+async def test_one_task_per_chat_and_provider(client):
+    await make_planfix(client)
+    await make_planfix(client, provider_id="otherchat", planfix_token="b" * 32)
+    first = await sent(client, message("chat-1", "one"))
+    again = await sent(client, message("chat-1", "two"))
+    other_chat = await sent(client, message("chat-2"))
+    other_provider = await sent(
+        client, message("chat-1", providerId="otherchat", planfix_token="b" * 32)
+    )
+    assert again == {"number": first["number"], "isNewTask": False}
+    assert other_chat["isNewTask"] and other_provider["isNewTask"]
+    numbers = {first["number"], other_chat["number"], other_provider["number"]}
+    assert len(numbers) == 3 and len(await tasks_of(client)) == 3
+    texts = [c["text"] for c in await comments_of(client, first["number"])]
+    assert texts == ["one", "two"]
+
+
+async def test_the_2019_path_and_the_token_field_work_too(client):
+    await make_planfix(client)
+    fields = message()
+    fields["token"] = fields.pop("planfix_token")
+    assert (await sent(client, fields, "/chat/api"))["isNewTask"] is True
+
+
+async def test_a_multipart_body_is_read_like_a_form(client):
+    await make_planfix(client)
+    form = {key: (None, value) for key, value in message(text="Привет").items()}
+    response = await client.post("/webchat/api", files=form)
+    assert response.status_code == 200, response.text
+    [comment] = await comments_of(client, response.json()["number"])
+    assert comment["text"] == "Привет"
+
+
+@pytest.mark.parametrize(
+    ("routing", "after_close"),
+    [("reuse_open", "new"), ("reopen_closed", "reopened"), ("always_new", "new")],
+)
+async def test_routing_after_the_task_is_closed(client, routing, after_close):
+    await make_planfix(client, routing=routing)
+    first = await sent(client, message())
+    second = await sent(client, message())
+    assert second["isNewTask"] is (routing == "always_new")
+    await close_task(client, second["number"])
+    third = await sent(client, message())
+    if after_close == "reopened":
+        assert third == {"number": first["number"], "isNewTask": False}
+        assert (await task_of(client, first["number"]))["closed_at"] is None
+    else:
+        assert third["isNewTask"] is True and third["number"] != second["number"]
+
+
+async def test_two_first_messages_of_a_chat_make_one_task(client):
+    await make_planfix(client)
+    answers = await asyncio.gather(*(sent(client, message("race", f"m{n}")) for n in range(6)))
+    assert len({answer["number"] for answer in answers}) == 1
+    assert sum(answer["isNewTask"] for answer in answers) == 1
+
+
+async def test_title_names_a_new_task_and_the_channel_is_kept(client):
+    await make_planfix(client)
+    answer = await sent(client, message(title="Order #42", channel="telegram"))
+    assert (await task_of(client, answer["number"]))["subject"] == "Order #42"
+    [chat] = await channels_of(client)
+    assert (chat["kind"], chat["key"], chat["message_type"], chat["account_ref"]) == (
+        "chat",
+        "chat-1",
+        "telegram",
+        None,
+    )
+    assert chat["planfix_ref"] is not None and chat["contact_ref"] is not None
+    later = await sent(client, message(title="Ignored on an existing task"))
+    assert (await task_of(client, later["number"]))["subject"] == "Order #42"
+
+
+async def test_the_contact_is_created_then_updated_per_provider(client):
+    await make_planfix(client)
+    await make_planfix(client, provider_id="otherchat", planfix_token="b" * 32)
+    await sent(client, message(contactEmail="ivan@old.example", contactPhone="111"))
+    await sent(client, message(contactEmail="ivan@new.example", contactLastName="Ivanov"))
+    await sent(client, message(providerId="otherchat", planfix_token="b" * 32))
+    first, other = await contacts_of(client)
+    assert (first["email"], first["phone"], first["last_name"]) == (
+        "ivan@new.example",
+        "111",  # not sent the second time: kept
+        "Ivanov",
+    )
+    assert other["external_id"] == first["external_id"] and other["id"] != first["id"]
+
+
+async def test_a_message_without_contact_fields_is_taken(client):
+    await make_planfix(client)
+    fields = {k: v for k, v in message().items() if not k.startswith("contact")}
+    answer = await sent(client, fields)
+    assert (await task_of(client, answer["number"]))["subject"] == "Hello"
+    assert await contacts_of(client) == []
+
+
+async def test_unknown_fields_are_ignored(client):
+    await make_planfix(client)
+    assert (await sent(client, message(telegramUserName="@ivan", foo="bar")))["isNewTask"]
+
+
+DATA_FIELDS = (
+    *FIELDS,
+    FieldSpec("utm_source", "text", "utm_source"),
+    FieldSpec("Visits", "number", "Visits count"),
+    # a name wins over another field's code
+    FieldSpec("Source", "text", "Referrer"),
+    FieldSpec("Referrer", "text", "Old referrer"),
+)
+
+
+async def test_data_fields_fill_the_task_fields_by_name(client):
+    await make_planfix(client, fields=DATA_FIELDS)
+    answer = await sent(
+        client,
+        message(
+            data_utm_source="google",
+            **{"data_Visits count": "12"},
+            data_SenderName="by code",
+            data_Referrer="by name",
+            data_unknown="x",
+            data_CallDuration="not a number",
+        ),
+    )
+    assert await values_of(client, answer["number"]) == {
+        "utm_source": "google",
+        "Visits": "12",
+        "SenderName": "by code",
+        "Source": "by name",
+    }
+    warnings = answer["warnings"]
+    assert len(warnings) == 2
+    assert "data_unknown" in warnings[0] and "data_CallDuration" in warnings[1]
+
+
+async def test_an_echo_is_the_agents_outgoing_message(client):
+    agent = await make_agent(client, email="peter@example.com")
+    default = await make_agent(client, email="default@example.com", work_phone=None)
+    await make_planfix(client, default_agent="default@example.com")
+    task_id = (await sent(client, message(text="Hi")))["number"]
+    await sent(client, message(text="In the chat", isEcho="1", userEmail="Peter@example.com"))
+    await sent(client, message(text="Someone else", isEcho="true", userEmail="nobody@example.com"))
+    await sent(client, message(text="Not an echo", isEcho="0"))
+    _, echo, fallback, plain = await comments_of(client, task_id)
+    assert (echo["direction"], echo["author_id"], echo["send_to_external_channel"]) == (
+        "out",
+        agent.user_id,
+        False,
+    )
+    assert (fallback["direction"], fallback["author_id"]) == ("out", default.user_id)
+    assert (plain["direction"], plain["author_id"]) == ("in", None)
+    deliveries = await rows(client, sa.select(tables.deliveries))
+    assert deliveries == []  # an echo is already in the chat: nothing goes back
+
+
+async def test_an_echo_by_nobody_known_says_who_wrote_it(client):
+    await make_planfix(client)
+    task_id = (await sent(client, message(isEcho="1", userEmail="bot@chat.example")))["number"]
+    [echo] = await comments_of(client, task_id)
+    assert (echo["author_id"], echo["sender_name"]) == (None, "bot@chat.example")
+
+
+# --- attachments --------------------------------------------------------------------------
+
+
+async def attached(client, body) -> list[tuple[str, str]]:
+    await sent(client, body)
+    return [(f["name"], f["url"]) for f in await fetches_of(client)]
+
+
+async def test_repeated_attachment_pairs_pair_by_position(client):
+    await make_planfix(client)
+    pairs = [
+        *message().items(),
+        ("attachments[name]", "a.jpg"),
+        ("attachments[url]", "https://files.example/1"),
+        ("attachments[name]", "b.pdf"),
+        ("attachments[url]", "https://files.example/2"),
+    ]
+    assert await attached(client, pairs) == [
+        ("a.jpg", "https://files.example/1"),
+        ("b.pdf", "https://files.example/2"),
+    ]
+
+
+async def test_php_indexed_and_parallel_attachments(client):
+    await make_planfix(client)
+    pairs = [
+        *message().items(),
+        ("attachments[1][url]", "https://files.example/second"),
+        ("attachments[0][name]", "first.png"),
+        ("attachments[1][name]", "second.png"),
+        ("attachments[0][url]", "https://files.example/first"),
+    ]
+    assert await attached(client, pairs) == [
+        ("first.png", "https://files.example/first"),
+        ("second.png", "https://files.example/second"),
+    ]
+    parallel = [
+        *message("chat-2").items(),
+        ("attachments[name][0]", "x.txt"),
+        ("attachments[url][0]", "https://files.example/x"),
+        ("attachments[url][]", "https://files.example/dir/report%20final.pdf?v=2"),
+    ]
+    found = await attached(client, parallel)
+    assert found[2:] == [
+        ("x.txt", "https://files.example/x"),
+        ("report final.pdf", "https://files.example/dir/report%20final.pdf?v=2"),
+    ]
+
+
+async def test_a_message_of_only_attachments_is_taken(client):
+    await make_planfix(client)
+    body = urlencode(
+        {
+            **message(text=""),
+            "attachments[name]": "a.jpg",
+            "attachments[url]": "https://f.example/a",
+        }
+    )
+    answer = await sent(client, body)
+    [comment] = await comments_of(client, answer["number"])
+    assert comment["text"] == ""
+    assert len(await fetches_of(client)) == 1
+
+
+async def test_over_a_hundred_attachments_keeps_the_first_hundred(client):
+    await make_planfix(client)
+    pairs = list(message().items())
+    for n in range(103):
+        pairs += [("attachments[name]", f"{n}.jpg"), ("attachments[url]", f"https://f.example/{n}")]
+    answer = await sent(client, pairs)
+    assert "More than 100 attachments" in answer["warnings"][0]
+    kept = await fetches_of(client)
+    assert [f["name"] for f in kept] == [f"{n}.jpg" for n in range(100)]
