@@ -251,3 +251,52 @@ def test_retry_after_dates_without_a_zone_are_gmt():
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 -0000", 61.0) == 0.0
     assert 3500 < _retry_after("Wed, 21 Oct 2099 07:28:00 GMT", 61.0) <= 3600
     assert _retry_after("soon", 61.0) == 61.0
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["①②⑦.⓪.⓪.①", "１２７．０．０．１", "127。0。0。1", "127.0.0.𝟏", "[::ffff:127.0.0.1]",
+     "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "[::127.0.0.1]", "0.0.0.0", "[::1]", "10.1.2.3"],
+)  # fmt: skip
+async def test_the_guard_sees_the_address_aiohttp_would_use(receiver, host):
+    from frontdesk.delivery.http import Refused
+
+    guarded = Outbound(connect_timeout=1.0, read_timeout=1.0)
+    try:
+        with pytest.raises(Refused):
+            await guarded.request("POST", f"http://{host}:{receiver.port}/hook", body=b"{}")
+    finally:
+        await guarded.close()
+    assert receiver.requests == []
+
+
+def test_public_addresses_stay_public():
+    from frontdesk.delivery.http import is_public
+
+    assert is_public("8.8.8.8") and is_public("2606:4700:4700::1111")
+    assert not is_public("2001:0:4136:e378:8000:63bf:f5ff:fffe")  # Teredo of 10.0.0.1
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(outbound):
+    from aiohttp import web
+
+    async def slow_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b'{"account_id": "acc-9", ')
+        await asyncio.sleep(0.05)
+        await response.write(b'"account_name": "Shop"}')
+        return response
+
+    app = web.Application()
+    app.router.add_post("/authorize", slow_body)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        answer = await outbound.request("POST", f"http://127.0.0.1:{port}/authorize")
+    finally:
+        await runner.cleanup()
+    assert json.loads(answer.body) == {"account_id": "acc-9", "account_name": "Shop"}

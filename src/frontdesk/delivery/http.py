@@ -17,9 +17,10 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 USER_AGENT = "Pyrus-Extensions-1"
@@ -39,10 +40,29 @@ class OverLimit(OutboundError):
     """A download larger than it may be. Retrying is futile."""
 
 
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible)
+_IPV4_IN_LAST_32_BITS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one wraps (mapped, 6to4, Teredo, NAT64, compatible)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in network for network in _IPV4_IN_LAST_32_BITS) and int(ip) > 1:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+        address.split("%", 1)[0]
+    )
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = _embedded_ipv4(ip) or ip
     return ip.is_global and not ip.is_multicast
 
 
@@ -115,17 +135,23 @@ class Outbound:
         return self._session
 
     def _check_url(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            # the host as aiohttp will use it: yarl folds full-width and other Unicode digits
+            # ("１２７．０．０．１") into an address literal, which then skips the resolver
+            parsed = yarl.URL(url)
+            host = parsed.host
+        except (ValueError, UnicodeError):
+            raise Refused(f"Not an http(s) URL: {url!r}") from None
+        if parsed.scheme not in ("http", "https") or not host:
             raise Refused(f"Not an http(s) URL: {url!r}")
         if self.allow_private:
             return
         try:
-            literal = ipaddress.ip_address(parts.hostname)
+            literal = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             return  # a name: the resolver checks what it resolves to
         if not is_public(str(literal)):
-            raise Refused(f"{parts.hostname} is not a public address; refused")
+            raise Refused(f"{host} is not a public address; refused")
 
     async def request(
         self, method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None
@@ -136,7 +162,7 @@ class Outbound:
             async with self._session_now().request(
                 method, url, data=body or None, headers=headers, allow_redirects=False
             ) as response:
-                content = await response.content.read(RESPONSE_CAP)
+                content = await _read_capped(response, RESPONSE_CAP)
                 return Answer(
                     response.status,
                     dict(response.headers),
@@ -205,6 +231,19 @@ class Outbound:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The answer's body up to `cap` bytes (one read() returns only what has arrived)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < cap:
+        chunk = await response.content.read(cap - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 def _elapsed_ms(started: float) -> int:
