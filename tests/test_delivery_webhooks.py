@@ -289,3 +289,23 @@ async def test_an_agents_internal_attachment_is_not_the_extensions(client):
     [file_row] = await rows(client, tables.files.select())
     download = await client.get(f"/v1/files/download/{file_row['id']}", headers=connector.headers)
     assert download.status_code == 404
+
+
+async def test_answers_in_chats_with_300_character_ids_keep_their_own_order(client, receiver):
+    connector = await make_connector(client, base_url=receiver.url)
+    long_ids = ["x" * 299 + "1", "x" * 299 + "2"]  # alike but for the last character
+    for channel_id in long_ids:
+        task_id = await chat_task(client, connector, channel_id=channel_id)
+        response = await client.post(
+            "/v1/comment",
+            headers=connector.headers,
+            json={
+                "account_id": connector.account_id,
+                "task_id": task_id,
+                "comment_text": "answer",
+                "send_to_external_channel": True,
+            },
+        )
+        assert response.status_code == 200, response.text
+    keys = [row["ordering_key"] for row in await rows(client, tables.deliveries.select())]
+    assert len(set(keys)) == 2 and all(len(key) <= 200 for key in keys)

@@ -16,6 +16,7 @@ delivery id).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -236,6 +237,19 @@ ATTEMPTS = Query(
 )
 
 
+#: deliveries.ordering_key's length
+ORDERING_KEY_LENGTH = 200
+
+
+def bounded_key(key: str) -> str:
+    """The key as stored: one longer than the column (a 300-character channel id) is named by
+    its digest, keeping its first part readable."""
+    if len(key) <= ORDERING_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: ORDERING_KEY_LENGTH - len(digest) - 8]}:sha256:{digest}"
+
+
 async def enqueue(
     tx: Tx,
     *,
@@ -247,6 +261,7 @@ async def enqueue(
     extension_id: int | None = None,
 ) -> int:
     """Write a webhook to send once this transaction commits; returns its row id."""
+    ordering_key = bounded_key(ordering_key)
     # Writers of one key take turns until they commit, so ids of a key are in commit order:
     # otherwise a later id could commit first and be sent first (PostgreSQL; SQLite has one
     # writer anyway).

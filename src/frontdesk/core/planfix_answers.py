@@ -11,7 +11,6 @@ is the provider's authentication).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -31,7 +30,6 @@ PLANFIX_MESSAGE = "planfix_message"
 #: the links' base when the provider never reached us (it cannot happen for a chat, which
 #: starts with the provider's message; kept so that an answer is never lost for want of it)
 FALLBACK_BASE_URL = "http://127.0.0.1:8000"
-ORDERING_KEY_LENGTH = 200  # deliveries.ordering_key
 
 #: the task's Planfix chats whose provider has a URL to answer to
 TARGETS = Query(
@@ -57,11 +55,8 @@ TARGETS = Query(
 
 
 def ordering_key(integration_id: int, chat_id: str) -> str:
-    """One chat's key; a chat id too long for the column (200) is named by its digest."""
-    key = f"planfix:{integration_id}:{chat_id}"
-    if len(key) <= ORDERING_KEY_LENGTH:
-        return key
-    return f"planfix:{integration_id}:sha256:{hashlib.sha256(chat_id.encode()).hexdigest()}"
+    """One chat's key (outbox.enqueue shortens one too long for its column)."""
+    return f"planfix:{integration_id}:{chat_id}"
 
 
 def _names(sender: Person | None) -> tuple[str, str]:
