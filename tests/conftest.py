@@ -19,10 +19,12 @@ import pytest
 from litestar import Litestar
 
 from frontdesk.app import create_app
+from frontdesk.delivery.http import Outbound
 from frontdesk.settings import Settings
 from frontdesk.storage.database import postgres_dsn
 from frontdesk.storage.migrate import upgrade
 from frontdesk.storage.tables import metadata
+from receivers import Receiver
 
 PG_URL = os.environ.get("FRONTDESK_TEST_DATABASE_URL", "")
 ENGINES = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
@@ -153,3 +155,19 @@ async def running(app: Litestar) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real local HTTP server that records requests and answers as scripted."""
+    started = await Receiver().start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def outbound() -> AsyncIterator[Outbound]:
+    """The outbound HTTP module, short timeouts, loopback allowed (receivers are local)."""
+    client = Outbound(connect_timeout=1.0, read_timeout=1.0, allow_private=True)
+    yield client
+    await client.close()

@@ -10,27 +10,12 @@ from aiopyrus.utils.crypto import verify_webhook_signature
 
 from frontdesk.core import extension_hooks, extensions, outbox
 from frontdesk.delivery.authorize import AuthorizeFailed, connect_account
-from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.pulse import pulse_all
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
 from frontdesk.storage import tables
-from receivers import Receiver, Script
+from receivers import Script
 
 from factories import db_of, make_connector, rows, upload
-
-
-@pytest.fixture
-async def receiver():
-    started = await Receiver().start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def outbound():
-    client = Outbound(connect_timeout=1.0, read_timeout=2.0, allow_private=True)
-    yield client
-    await client.close()
 
 
 async def drain(client, outbound) -> None:

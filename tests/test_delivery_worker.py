@@ -13,23 +13,9 @@ from frontdesk.core import outbox
 from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.signing import pyrus_signature
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
-from receivers import Receiver, Script
+from receivers import Script
 
 from factories import db_of, make_connector
-
-
-@pytest.fixture
-async def receiver():
-    started = await Receiver().start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def outbound():
-    client = Outbound(connect_timeout=1.0, read_timeout=1.0, allow_private=True)
-    yield client
-    await client.close()
 
 
 def make_worker(client, outbound, delays=(0.05, 0.05), **options) -> DeliveryWorker:

@@ -8,15 +8,12 @@ import asyncio
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
-
 from frontdesk.core import file_links, replies
 from frontdesk.core.clock import utcnow
-from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
 from frontdesk.storage import tables
 from frontdesk.storage.database import open_database
-from receivers import Receiver, Script
+from receivers import Script
 
 from factories import (
     PLANFIX_TOKEN,
@@ -31,20 +28,6 @@ from factories import (
     rows,
     upload_v4,
 )
-
-
-@pytest.fixture
-async def receiver():
-    started = await Receiver().start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def outbound():
-    client = Outbound(connect_timeout=1.0, read_timeout=2.0, allow_private=True)
-    yield client
-    await client.close()
 
 
 async def drain(client, outbound, delays=(0.05, 0.05)) -> None:

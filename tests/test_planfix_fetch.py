@@ -95,13 +95,6 @@ async def files_server():
     await server.stop()
 
 
-@pytest.fixture
-async def outbound():
-    client = Outbound(connect_timeout=1.0, read_timeout=1.0, allow_private=True)
-    yield client
-    await client.close()
-
-
 def fetcher(client, outbound, *, retry_delays=(0.05,)) -> AttachmentFetcher:
     return AttachmentFetcher(
         db_of(client),
