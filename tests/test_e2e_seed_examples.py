@@ -111,3 +111,16 @@ def test_examples_replay_again_after_restart(server, tmp_path):
         assert status == 200 and "error_code" not in body, f"{name}: {body}"
     second = json.loads(body)["tasks"][0]
     assert second["is_new_task"] is False
+
+
+def test_the_banner_names_every_surface_and_the_demo_keys(server, tmp_path):
+    banner = (tmp_path / "serve.log").read_text()
+    for line in (
+        f"Pyrus Extensions API v1: {server}/v1/",
+        f"Pyrus API v4:            {server}/v4/",
+        f"Planfix chat API:        {server}/webchat/api",
+        "extension client_id: unique12345@login.edu",
+        "security key demo-security-key-0000000000000000",
+        "planfix provider:    superchat (planfix_token 303cb962ac59075b964b07152d234b70)",
+    ):
+        assert line in banner, line

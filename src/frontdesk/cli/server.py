@@ -68,6 +68,8 @@ def _banner(args: argparse.Namespace, credentials: demo.DemoCredentials | None) 
     lines = [
         f"Frontdesk on {base}",
         f"  Pyrus Extensions API v1: {base}/v1/   (POST {base}/v1/token)",
+        f"  Pyrus API v4:            {base}/v4/   (POST {base}/v4/auth)",
+        f"  Planfix chat API:        {base}/webchat/api",
         f"  API documents:           {base}/docs   {base}/openapi.json",
         f"  Health:                  {base}/healthz   {base}/readyz",
     ]
@@ -80,6 +82,8 @@ def _banner(args: argparse.Namespace, credentials: demo.DemoCredentials | None) 
             f"  account_id:          {credentials.account_id}",
             f"  agent:               {agent['email']} / {agent['password']} "
             f"(work phone {agent['work_phone']}, security key {agent['security_key']})",
+            f"  planfix provider:    {credentials.planfix['provider_id']} "
+            f"(planfix_token {credentials.planfix['planfix_token']})",
             "Try:",
             f"  curl -s -X POST {base}/v1/token -H 'Content-Type: application/json' "
             f'-d \'{{"client_id": "{credentials.client_id}", '
