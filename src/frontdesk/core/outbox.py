@@ -77,30 +77,35 @@ INSERT = Query(
 )
 
 
+def is_open(table: Any) -> sa.ColumnElement[bool]:
+    """Pending or being sent. Spelled with literals, as the partial indexes of open rows are
+    (storage/tables.py): SQLite uses a partial index only for a query that repeats its WHERE."""
+    literals = [sa.literal_column(f"'{status}'") for status in (PENDING, SENDING)]
+    found: sa.ColumnElement[bool] = table.c.status.in_(literals)
+    return found
+
+
 def _claimable(table: Any) -> sa.ColumnElement[bool]:
-    """Waiting to be sent, or held by a worker whose lease ran out (it died mid-send)."""
-    return sa.or_(
-        table.c.status == PENDING,
-        sa.and_(table.c.status == SENDING, table.c.lease_until < p("now")),
-    )
+    """Due: a pending row whose time came, or a sending row whose lease ran out (its worker
+    died mid-send); a claim sets next_attempt_at to the lease's end."""
+    return sa.and_(is_open(table), table.c.next_attempt_at <= p("now"))
 
 
 def _due(table: Any) -> sa.Select[tuple[int]]:
-    """The oldest unfinished row of each key, when it is due, oldest due first."""
+    """The oldest open row of each key, when it is due, oldest first. Both lookups run on
+    the partial indexes of open rows: sent and dead history costs them nothing."""
     earlier = deliveries.alias("earlier")
     return (
         sa.select(table.c.id)
         .where(
             _claimable(table),
-            table.c.next_attempt_at <= p("now"),
             ~sa.exists().where(
+                is_open(earlier),
                 earlier.c.ordering_key == table.c.ordering_key,
                 earlier.c.id < table.c.id,
-                # (not IN: a literal list compiles to an expanding parameter we do not run)
-                sa.or_(earlier.c.status == PENDING, earlier.c.status == SENDING),
             ),
         )
-        .order_by(table.c.next_attempt_at, table.c.id)
+        .order_by(table.c.id)
         .limit(p("limit"))
     )
 
@@ -122,6 +127,7 @@ _TAKE = {
     "attempts": deliveries.c.attempts + 1,
     "max_attempts": p("max_attempts"),
     "lease_until": p("lease_until"),
+    "next_attempt_at": p("lease_until"),
 }
 # One statement claims a batch. The WHERE is checked again on each row as it is locked, so
 # of two workers that read the same due rows, each row goes to one (PostgreSQL, READ
@@ -181,7 +187,7 @@ ABANDON = Query(
     sa.update(deliveries)
     .where(
         deliveries.c.status == SENDING,
-        deliveries.c.lease_until < p("now"),
+        deliveries.c.next_attempt_at <= p("now"),
         deliveries.c.attempts >= p("max_attempts"),
     )
     .values(
