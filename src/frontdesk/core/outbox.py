@@ -80,7 +80,9 @@ INSERT = Query(
 def is_open(table: Any) -> sa.ColumnElement[bool]:
     """Pending or being sent. Spelled with literals, as the partial indexes of open rows are
     (storage/tables.py): SQLite uses a partial index only for a query that repeats its WHERE."""
-    literals = [sa.literal_column(f"'{status}'") for status in (PENDING, SENDING)]
+    literals: list[sa.ColumnElement[str]] = [
+        sa.literal_column(f"'{status}'") for status in (PENDING, SENDING)
+    ]
     found: sa.ColumnElement[bool] = table.c.status.in_(literals)
     return found
 
