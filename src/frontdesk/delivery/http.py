@@ -28,6 +28,13 @@ USER_AGENT = "Pyrus-Extensions-1"
 RESPONSE_CAP = 64 * 1024
 
 
+#: URLs remembered as checked (a literal address stays what it is; names are checked again
+#: by the resolver at every connection)
+CHECKED_URLS_LIMIT = 10_000
+#: the answer's headers anything reads (copying all of them cost more than sending)
+KEPT_HEADERS = ("Retry-After", "Content-Type", "Location")
+
+
 class OutboundError(Exception):
     """No HTTP answer: refused by the guard, unreachable, timed out."""
 
@@ -120,6 +127,7 @@ class Outbound:
             sock_read=read_timeout,
         )
         self._session: aiohttp.ClientSession | None = None
+        self._checked: set[str] = set()
 
     def _session_now(self) -> aiohttp.ClientSession:
         # made lazily, on the loop that uses it
@@ -135,6 +143,15 @@ class Outbound:
         return self._session
 
     def _check_url(self, url: str) -> None:
+        # webhook URLs repeat (one per extension and method): each is checked once
+        if url in self._checked:
+            return
+        self._check_new_url(url)
+        if len(self._checked) >= CHECKED_URLS_LIMIT:
+            self._checked.clear()
+        self._checked.add(url)
+
+    def _check_new_url(self, url: str) -> None:
         try:
             # the host as aiohttp will use it: yarl folds full-width and other Unicode digits
             # ("１２７．０．０．１") into an address literal, which then skips the resolver
@@ -165,7 +182,11 @@ class Outbound:
                 content = await _read_capped(response, RESPONSE_CAP)
                 return Answer(
                     response.status,
-                    dict(response.headers),
+                    {
+                        name: response.headers[name]
+                        for name in KEPT_HEADERS
+                        if name in response.headers
+                    },
                     content,
                     _elapsed_ms(started),
                 )
@@ -235,6 +256,8 @@ class Outbound:
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     """The answer's body up to `cap` bytes (one read() returns only what has arrived)."""
+    if response.content_length is not None and response.content_length <= cap:
+        return await response.read()  # the usual short answer: one call
     parts: list[bytes] = []
     size = 0
     while size < cap:
