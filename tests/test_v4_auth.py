@@ -88,7 +88,7 @@ async def test_bad_pair_is_invalid_credentials(client, login, key):
     "body, code",
     [
         (b"", "empty_body"),
-        (b"{not json", "invalid_request"),
+        (b"{not json", "invalid_json"),
         (b'{"login": "a@b.c"}', "required_parameters_not_specified"),
         (b'{"login": "a@b.c", "security_key": "k", "person_id": "x1"}', "validation_error"),
     ],

@@ -272,7 +272,7 @@ async def test_register_refuses_bad_parameters_with_their_code(client, params, c
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        (b"{not json", "invalid_request"),
+        (b"{not json", "invalid_json"),
         (b"[1, 2]", "validation_error"),
         (b'{"fld1": {"a": 1}}', "invalid_value_format"),
         (b'{"item_count": true}', "invalid_value_format"),

@@ -240,7 +240,7 @@ async def test_bad_field_updates_are_refused(client, update, code):
     assert await values_of(client, task["id"]) == {}
 
 
-@pytest.mark.parametrize(("body", "code"), [(b"", "empty_body"), (b"{x", "invalid_request")])
+@pytest.mark.parametrize(("body", "code"), [(b"", "empty_body"), (b"{x", "invalid_json")])
 async def test_malformed_comment_bodies(client, body, code):
     agent = await make_v4_agent(client)
     task = await v4_task(client, agent, text="Printer")

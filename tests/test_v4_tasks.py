@@ -274,7 +274,7 @@ async def test_create_refuses_bad_input_with_pyrus_codes(client, body, code):
     assert await tasks_of(client) == []
 
 
-@pytest.mark.parametrize(("body", "code"), [(b"", "empty_body"), (b"{x", "invalid_request")])
+@pytest.mark.parametrize(("body", "code"), [(b"", "empty_body"), (b"{x", "invalid_json")])
 async def test_create_refuses_malformed_bodies(client, body, code):
     agent = await make_v4_agent(client)
     response = await client.post("/v4/tasks", headers=agent.headers, content=body)

@@ -339,10 +339,10 @@ async def test_wrong_types_and_lengths_are_validation_error(client, extra):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        (b'{"account_id": acc}', "invalid_request"),
-        (b"{'task_id': 1}", "invalid_request"),
-        (b'{"account_id": "acc-1", "from": ', "invalid_request"),
-        (b"\xff\xfe{}", "invalid_request"),
+        (b'{"account_id": acc}', "invalid_json"),
+        (b"{'task_id': 1}", "invalid_json"),
+        (b'{"account_id": "acc-1", "from": ', "invalid_json"),
+        (b"\xff\xfe{}", "invalid_json"),
         (b"[1, 2]", "validation_error"),
         (b"", "empty_body"),
         (b"  \n", "empty_body"),

@@ -61,7 +61,9 @@ def decode_fields(fields: dict[str, str], body_type: type[T]) -> T:
     return decode_body(msgspec.json.encode(fields), body_type)
 
 
-def decode_body(raw: bytes, body_type: type[T]) -> T:
+def decode_body(raw: bytes, body_type: type[T], malformed: str = "invalid_request") -> T:
+    """The body as `body_type`; JSON that does not parse is `malformed` (the Extensions API
+    says invalid_request, API v4 invalid_json)."""
     if not raw.strip():
         raise FrontdeskError("empty_body", "The request body is empty")
     try:
@@ -70,7 +72,7 @@ def decode_body(raw: bytes, body_type: type[T]) -> T:
         raise invalid(f"Invalid parameters: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise FrontdeskError("invalid_request", f"The body is not valid JSON: {reason}") from None
+        raise FrontdeskError(malformed, f"The body is not valid JSON: {reason}") from None
     if b"\\u0000" in raw and _has_nul(msgspec.to_builtins(body)):
         raise invalid("Text must not contain NUL (\\u0000) characters")
     missing = _missing(body)

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from frontdesk.core import auth
 from frontdesk.errors import invalid
-from frontdesk.protocols.pyrus_v4.common import MAX_JSON_BODY, base_url, endpoint
+from frontdesk.protocols.pyrus_v4.common import MALFORMED, MAX_JSON_BODY, base_url, endpoint
 from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.json_body import Body, Scalar, decode_body, decode_fields, text
 from frontdesk.web.responses import ok
@@ -38,7 +38,7 @@ async def authorize(call: Call) -> Reply:
     if call.method == "GET":
         body = decode_fields(call.query(), AuthIn)
     else:
-        body = decode_body(await call.body(MAX_JSON_BODY), AuthIn)
+        body = decode_body(await call.body(MAX_JSON_BODY), AuthIn, MALFORMED)
     # per address: per login would let anyone who knows an e-mail lock its owner out
     call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     ttl = call.ctx.settings.token_ttl_seconds

@@ -20,6 +20,8 @@ B = TypeVar("B", bound=Body)
 #: JSON bodies are small (10,000-character comments, field updates); far larger is refused
 MAX_JSON_BODY = 4 * 1024 * 1024
 TAGS = ("Pyrus API v4",)
+#: API v4's code for a body that is not JSON (the official client's ErrorCodeType)
+MALFORMED = "invalid_json"
 
 
 def render_error(exc: Any) -> Reply:
@@ -67,7 +69,7 @@ def json_method(
 
     async def handle(call: Call) -> Reply:
         principal = await authenticate(call)
-        body = decode_body(await call.body(MAX_JSON_BODY), body_type)
+        body = decode_body(await call.body(MAX_JSON_BODY), body_type, MALFORMED)
         return await run(call, principal, body)
 
     return handle

@@ -22,7 +22,13 @@ from frontdesk.core.forms import Form, load_form
 from frontdesk.core.task_register import Condition, RegisterQuery, register
 from frontdesk.core.task_views import readable_form
 from frontdesk.errors import FrontdeskError, invalid
-from frontdesk.protocols.pyrus_v4.common import MAX_JSON_BODY, authenticate, endpoint, user_method
+from frontdesk.protocols.pyrus_v4.common import (
+    MALFORMED,
+    MAX_JSON_BODY,
+    authenticate,
+    endpoint,
+    user_method,
+)
 from frontdesk.protocols.pyrus_v4.shapes import form_json, register_task_json
 from frontdesk.storage.sql import Tx
 from frontdesk.web.endpoints import Call, Reply
@@ -192,7 +198,7 @@ async def _register_params(call: Call) -> dict[str, Any]:
     try:
         params = msgspec.json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        raise FrontdeskError("invalid_request", "The body is not valid JSON") from None
+        raise FrontdeskError(MALFORMED, "The body is not valid JSON") from None
     if not isinstance(params, dict):
         raise invalid("The body must be a JSON object")
     return params
