@@ -61,6 +61,14 @@ class Call:
         client = self.scope.get("client")
         return str(client[0]) if client else "unknown"
 
+    def public_base_url(self) -> str:
+        """Where clients reach this server, for the URLs it hands out (no trailing slash):
+        FRONTDESK_PUBLIC_URL, else the scheme and Host of this request."""
+        configured = self.ctx.settings.public_url.rstrip("/")
+        if configured:
+            return configured
+        return f"{self.scope.get('scheme', 'http')}://{self.header(b'host') or '127.0.0.1'}"
+
     def path_param(self, name: str) -> str:
         return str(self.scope.get("path_params", {}).get(name, ""))
 

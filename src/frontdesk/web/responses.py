@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontdesk.errors import Busy, FrontdeskError, RateLimited
+from frontdesk.errors import Busy, FrontdeskError, Problem, RateLimited
 from frontdesk.web.endpoints import Reply
 from frontdesk.web.ratelimit import Quota
 
@@ -33,3 +33,13 @@ def pyrus_error(exc: FrontdeskError) -> Reply:
     elif isinstance(exc, Busy):
         headers = {"Retry-After": str(exc.retry_after)}
     return Reply({"error_code": exc.code, "error": exc.message}, exc.status, headers)
+
+
+def ok_with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
+    """Processed with a warning (both Pyrus APIs): the normal answer plus what was ignored,
+    as `error_code`, `error` and a `warnings` list (ARCHITECTURE.md §2)."""
+    if problems:
+        payload["error_code"] = problems[0].code
+        payload["error"] = "; ".join(problem.message for problem in problems)[:300]
+        payload["warnings"] = [{"error_code": p.code, "error": p.message} for p in problems]
+    return ok(payload)

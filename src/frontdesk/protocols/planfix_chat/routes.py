@@ -28,15 +28,6 @@ SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
-def base_url(call: Call) -> str:
-    """Where the chat system reached us: the base of the file links we send it."""
-    configured = call.ctx.settings.public_url.rstrip("/")
-    if configured:
-        return configured
-    host = call.header(b"host") or "127.0.0.1"
-    return f"{call.scope.get('scheme', 'http')}://{host}"
-
-
 async def _authenticated(call: Call, work: Awaitable[T]) -> T:
     """The command's result; a wrong key counts against the caller's address (guessing keys
     runs into the quota), never against the provider, whose id is no secret."""
@@ -48,7 +39,7 @@ async def _authenticated(call: Call, work: Awaitable[T]) -> T:
 
 
 async def new_message(call: Call, fields: Fields) -> Reply:
-    message = schemas.new_message(fields, base_url(call))
+    message = schemas.new_message(fields, call.public_base_url())
     received = await _authenticated(call, call.ctx.db.write(planfix_chat.receive_message, message))
     # The documents leave this answer open (spec.md §7.18): the task, as getTask names it.
     answer: dict[str, Any] = {"number": received.task_id, "isNewTask": received.is_new_task}

@@ -10,7 +10,7 @@ from frontdesk.core import auth, calls, files, messages
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.intake import Outcome
 from frontdesk.core.users import Person
-from frontdesk.errors import Problem, Unauthorized
+from frontdesk.errors import Unauthorized
 from frontdesk.protocols.pyrus_ext_v1.errors import render_error
 from frontdesk.protocols.pyrus_ext_v1.schemas import (
     AttachCallRecordIn,
@@ -24,7 +24,7 @@ from frontdesk.web.bearer import bearer_token
 from frontdesk.web.downloads import file_reply, parse_file_id
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
 from frontdesk.web.json_body import Body, decode_body, decode_fields
-from frontdesk.web.responses import ok
+from frontdesk.web.responses import ok, ok_with_problems
 from frontdesk.web.uploads import store_upload
 
 B = TypeVar("B", bound=Body)
@@ -50,15 +50,6 @@ def task_json(outcome: Outcome) -> dict[str, Any]:
         "is_new_task": outcome.is_new_task,
         "responsible_person": person_json(outcome.responsible),
     }
-
-
-def with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
-    """Processed with a warning: the normal answer plus what was ignored (ARCHITECTURE §2)."""
-    if problems:
-        payload["error_code"] = problems[0].code
-        payload["error"] = "; ".join(problem.message for problem in problems)[:300]
-        payload["warnings"] = [{"error_code": p.code, "error": p.message} for p in problems]
-    return ok(payload)
 
 
 async def authenticate(call: Call) -> ExtensionPrincipal:
@@ -111,29 +102,29 @@ async def token(call: Call) -> Reply:
 async def task(call: Call, principal: ExtensionPrincipal, body: TaskIn) -> Reply:
     outcome = await call.ctx.db.write(messages.create_task, principal, body.to_core())
     payload = {"task_ids": [outcome.task_id], "tasks": [task_json(outcome)]}
-    return with_problems(payload, outcome.problems)
+    return ok_with_problems(payload, outcome.problems)
 
 
 async def comment(call: Call, principal: ExtensionPrincipal, body: CommentIn) -> Reply:
     problems = await call.ctx.db.write(messages.comment, principal, body.to_core())
-    return with_problems({}, problems)
+    return ok_with_problems({}, problems)
 
 
 async def getmessage(call: Call, principal: ExtensionPrincipal, body: GetMessageIn) -> Reply:
     outcome = await call.ctx.db.write(messages.receive_message, principal, body.to_core())
-    return with_problems({"tasks": [task_json(outcome)]}, outcome.problems)
+    return ok_with_problems({"tasks": [task_json(outcome)]}, outcome.problems)
 
 
 async def register_call(call: Call, principal: ExtensionPrincipal, body: CallIn) -> Reply:
     outcome = await call.ctx.db.write(calls.register_call, principal, body.to_core())
-    return with_problems({"tasks": [task_json(outcome)]}, outcome.problems)
+    return ok_with_problems({"tasks": [task_json(outcome)]}, outcome.problems)
 
 
 async def attachcallrecord(
     call: Call, principal: ExtensionPrincipal, body: AttachCallRecordIn
 ) -> Reply:
     problems = await call.ctx.db.write(calls.attach_call_record, principal, body.to_core())
-    return with_problems({}, problems)
+    return ok_with_problems({}, problems)
 
 
 async def upload(call: Call) -> Reply:

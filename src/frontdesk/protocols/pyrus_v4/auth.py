@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from frontdesk.core import auth
 from frontdesk.errors import invalid
-from frontdesk.protocols.pyrus_v4.common import MALFORMED, MAX_JSON_BODY, base_url, endpoint
+from frontdesk.protocols.pyrus_v4.common import MALFORMED, MAX_JSON_BODY, endpoint
 from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.json_body import Body, Scalar, decode_body, decode_fields, text
 from frontdesk.web.responses import ok
@@ -49,7 +49,7 @@ async def authorize(call: Call) -> Reply:
         timedelta(seconds=ttl),
         body.person(),
     )
-    base = base_url(call)
+    base = call.public_base_url()
     return ok({"access_token": issued.token, "api_url": f"{base}/v4/", "files_url": f"{base}/"})
 
 

@@ -28,15 +28,6 @@ def render_error(exc: Any) -> Reply:
     return pyrus_error(exc)
 
 
-def base_url(call: Call) -> str:
-    """Where the client reached us, for the URLs we hand out (no trailing slash)."""
-    configured = call.ctx.settings.public_url.rstrip("/")
-    if configured:
-        return configured
-    host = call.header(b"host") or "127.0.0.1"
-    return f"{call.scope.get('scheme', 'http')}://{host}"
-
-
 async def authenticate(call: Call) -> UserPrincipal:
     """The calling user; counts the request against their quota (Pyrus: per user).
 

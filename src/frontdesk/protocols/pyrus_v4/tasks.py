@@ -17,7 +17,7 @@ from frontdesk.core.auth import UserPrincipal
 from frontdesk.core.task_updates import AgentComment, FieldInput, NewAgentTask, PersonRef
 from frontdesk.core.task_views import TaskView
 from frontdesk.errors import FrontdeskError
-from frontdesk.protocols.pyrus_v4.common import base_url, endpoint, json_method, user_method
+from frontdesk.protocols.pyrus_v4.common import endpoint, json_method, user_method
 from frontdesk.protocols.pyrus_v4.forms import path_id
 from frontdesk.protocols.pyrus_v4.shapes import task_head_json, task_json
 from frontdesk.storage.sql import Tx
@@ -181,7 +181,7 @@ def task_id_of(call: Call) -> int:
 
 
 def task_reply(call: Call, view: TaskView) -> Reply:
-    return ok({"task": task_json(view, base_url(call))})
+    return ok({"task": task_json(view, call.public_base_url())})
 
 
 async def get_task(call: Call, principal: UserPrincipal) -> Reply:

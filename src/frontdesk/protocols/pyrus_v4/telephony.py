@@ -14,11 +14,10 @@ from typing import Any
 from frontdesk.core import calls
 from frontdesk.core.auth import UserPrincipal
 from frontdesk.core.users import Person
-from frontdesk.errors import Problem
 from frontdesk.protocols.pyrus_v4.common import endpoint, json_method
 from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.pyrus_bodies import AttachCallRecordIn, CallIn
-from frontdesk.web.responses import ok
+from frontdesk.web.responses import ok_with_problems
 
 
 def responsible_json(person: Person | None) -> dict[str, Any] | None:
@@ -32,15 +31,6 @@ def responsible_json(person: Person | None) -> dict[str, Any] | None:
     }
 
 
-def with_warnings(payload: dict[str, Any], problems: list[Problem]) -> Reply:
-    """Processed with a warning: the normal answer plus what was ignored (ARCHITECTURE §2)."""
-    if problems:
-        payload["error_code"] = problems[0].code
-        payload["error"] = "; ".join(problem.message for problem in problems)[:300]
-        payload["warnings"] = [{"error_code": p.code, "error": p.message} for p in problems]
-    return ok(payload)
-
-
 async def register_call(call: Call, principal: UserPrincipal, body: CallIn) -> Reply:
     outcome = await call.ctx.db.write(calls.register_call, principal, body.to_core())
     payload = {
@@ -48,7 +38,7 @@ async def register_call(call: Call, principal: UserPrincipal, body: CallIn) -> R
         "is_new_task": outcome.is_new_task,
         "responsible_person": responsible_json(outcome.responsible),
     }
-    return with_warnings(payload, outcome.problems)
+    return ok_with_problems(payload, outcome.problems)
 
 
 async def attach_call_record(
@@ -60,7 +50,7 @@ async def attach_call_record(
         body.to_core(),
         unknown_task_code="unrecognized_task_id",
     )
-    return with_warnings({}, problems)
+    return ok_with_problems({}, problems)
 
 
 ENDPOINTS = (
