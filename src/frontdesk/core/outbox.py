@@ -188,8 +188,9 @@ FINISH = Query(
 ABANDON = Query(
     sa.update(deliveries)
     .where(
+        # among the rows a claim would take now (the due query's plan: no scan of the table)
+        deliveries.c.id.in_(_due(deliveries.alias("due")).scalar_subquery()),
         deliveries.c.status == SENDING,
-        deliveries.c.next_attempt_at <= p("now"),
         deliveries.c.attempts >= p("max_attempts"),
     )
     .values(
@@ -316,7 +317,7 @@ async def claim_due(
     """Take up to `limit` due deliveries (the head of each key) for `lease`; the worker's
     retry policy sets how many attempts they get."""
     now = utcnow()
-    await tx.run(ABANDON, now=now, max_attempts=max_attempts)
+    await tx.run(ABANDON, now=now, limit=limit, max_attempts=max_attempts)
     rows = await tx.all(
         CLAIM_DUE, now=now, limit=limit, lease_until=now + lease, max_attempts=max_attempts
     )

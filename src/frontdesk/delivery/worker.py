@@ -103,6 +103,8 @@ class DeliveryWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._finished: list[Outcome] = []
         self._refill_at = max(1, concurrency // 4)
+        #: set whenever a send finishes
+        self._sent = asyncio.Event()
 
     async def run(self) -> None:
         """Send until cancelled; a failing database is logged and retried."""
@@ -134,7 +136,7 @@ class DeliveryWorker:
         for delivery in claimed:
             task = asyncio.create_task(self._send(delivery))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(self._on_sent)
         return len(claimed)
 
     async def drain(self, timeout: float = 10.0, horizon: float = 1.0) -> None:
@@ -150,16 +152,24 @@ class DeliveryWorker:
                     return
                 await asyncio.sleep(min(self.poll_seconds, 0.05))
 
+    def _on_sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._sent.set()
+
     async def _idle(self) -> None:
-        if self._in_flight:  # a finished send may free a channel's next message
-            done, _ = await asyncio.wait(
-                self._in_flight, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            if done and self._in_flight:
-                # let the sends finishing about now finish too: one settle for all of them
-                await asyncio.sleep(SETTLE_WINDOW_SECONDS)
-        elif not self._finished:
-            await asyncio.sleep(self.poll_seconds)
+        """Until a send finishes (it may free a chat's next message) or the poll interval
+        passes. (One event, not asyncio.wait on every task in flight: that adds and removes
+        a callback on each of them per wake-up.)"""
+        if self._finished and not self._sent.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._sent.wait(), self.poll_seconds)
+        except TimeoutError:
+            return
+        self._sent.clear()
+        if self._in_flight:
+            # let the sends finishing about now finish too: one settle for all of them
+            await asyncio.sleep(SETTLE_WINDOW_SECONDS)
 
     async def _settle(self) -> None:
         if not self._finished:
