@@ -32,22 +32,27 @@ async def chat_task(client, connector, channel_id="chat-7") -> int:
     return int(response.json()["tasks"][0]["task_id"])
 
 
-async def test_v1_comment_to_external_channel_sends_sendmessage(client, receiver, outbound):
-    connector = await make_connector(client, base_url=receiver.url + "/ext/")
-    task_id = await chat_task(client, connector)
-    guid = await upload(client, connector)
+async def comment_in_chat(client, connector, task_id, text, *, send=True, **extra) -> None:
+    """A v1 /comment on the chat's task, to the customer (`send_to_external_channel`)."""
     response = await client.post(
         "/v1/comment",
         headers=connector.headers,
         json={
             "account_id": connector.account_id,
             "task_id": task_id,
-            "comment_text": "Your order ships today",
-            "attachments": [guid],
-            "send_to_external_channel": True,
+            "comment_text": text,
+            "send_to_external_channel": send,
+            **extra,
         },
     )
     assert response.status_code == 200, response.text
+
+
+async def test_v1_comment_to_external_channel_sends_sendmessage(client, receiver, outbound):
+    connector = await make_connector(client, base_url=receiver.url + "/ext/")
+    task_id = await chat_task(client, connector)
+    guid = await upload(client, connector)
+    await comment_in_chat(client, connector, task_id, "Your order ships today", attachments=[guid])
     await drain(client, outbound)
 
     [request] = receiver.requests
@@ -76,17 +81,7 @@ async def test_plain_comment_and_extension_without_url_send_nothing(client, rece
     without_url = await make_connector(client, account_id="acc-2", name="No URL")
     for connector, send in ((with_url, False), (without_url, True)):
         task_id = await chat_task(client, connector)
-        response = await client.post(
-            "/v1/comment",
-            headers=connector.headers,
-            json={
-                "account_id": connector.account_id,
-                "task_id": task_id,
-                "comment_text": "note",
-                "send_to_external_channel": send,
-            },
-        )
-        assert response.status_code == 200, response.text
+        await comment_in_chat(client, connector, task_id, "note", send=send)
     assert await db_of(client).read(outbox.list_deliveries) == []
 
 
@@ -95,17 +90,7 @@ async def test_messages_of_one_chat_arrive_in_order(client, receiver, outbound):
     task_id = await chat_task(client, connector)
     receiver.answer(Script(503))  # the first answer fails once; the rest must wait for it
     for n in range(5):
-        response = await client.post(
-            "/v1/comment",
-            headers=connector.headers,
-            json={
-                "account_id": connector.account_id,
-                "task_id": task_id,
-                "comment_text": f"part {n}",
-                "send_to_external_channel": True,
-            },
-        )
-        assert response.status_code == 200
+        await comment_in_chat(client, connector, task_id, f"part {n}")
     await drain(client, outbound)
     texts = [json.loads(r.body)["message_text"] for r in receiver.requests]
     assert texts == ["part 0", "part 0", "part 1", "part 2", "part 3", "part 4"]
@@ -281,16 +266,6 @@ async def test_answers_in_chats_with_300_character_ids_keep_their_own_order(clie
     long_ids = ["x" * 299 + "1", "x" * 299 + "2"]  # alike but for the last character
     for channel_id in long_ids:
         task_id = await chat_task(client, connector, channel_id=channel_id)
-        response = await client.post(
-            "/v1/comment",
-            headers=connector.headers,
-            json={
-                "account_id": connector.account_id,
-                "task_id": task_id,
-                "comment_text": "answer",
-                "send_to_external_channel": True,
-            },
-        )
-        assert response.status_code == 200, response.text
+        await comment_in_chat(client, connector, task_id, "answer")
     keys = [row["ordering_key"] for row in await rows(client, tables.deliveries.select())]
     assert len(set(keys)) == 2 and all(len(key) <= 200 for key in keys)
