@@ -41,7 +41,7 @@ async def test_a_race_lost_every_time_is_the_callers_error(client):
         await db_of(client).write(unit)
 
 
-async def test_a_call_id_taken_meanwhile_is_not_inserted_twice(client):
+async def test_a_call_id_taken_meanwhile_is_a_lost_race_that_leaves_nothing(client):
     connector = await make_connector(client)
     task = await client.post(
         "/v1/task", headers=connector.headers, json={"account_id": connector.account_id}
@@ -57,12 +57,17 @@ async def test_a_call_id_taken_meanwhile_is_not_inserted_twice(client):
         "now": utcnow(),
     }
 
-    async def insert(tx: Tx) -> object:
-        return await tx.one(INSERT_CALL, **values)
+    async def insert(tx: Tx) -> None:
+        tx.defer(INSERT_FORM, name="beside the call")
+        tx.defer(INSERT_CALL, claim=True, **values)
+        await tx.flush(last=True)
 
-    first, second = await db_of(client).write(insert), await db_of(client).write(insert)
-    assert first is not None and second is None  # DO NOTHING: the caller raises LostRace
+    await db_of(client).write(insert)
+    with pytest.raises(LostRace):
+        await db_of(client).write(insert)
     assert len(await rows(client, sa.select(tables.calls))) == 1
+    names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
+    assert names.count("beside the call") == 1  # the lost tries left nothing behind
 
 
 async def test_simultaneous_first_reports_of_a_call_make_one_call(client):

@@ -53,7 +53,11 @@ async def may_see_form(tx: Tx, user_id: int, form_id: int) -> bool:
 
 async def check_form(tx: Tx, user_id: int, form_id: int) -> None:
     if not await may_see_form(tx, user_id, form_id):
-        raise Forbidden("access_denied_form", f"You have no access to form {form_id}")
+        raise form_denied(form_id)
+
+
+def form_denied(form_id: int) -> Forbidden:
+    return Forbidden("access_denied_form", f"You have no access to form {form_id}")
 
 
 async def may_see_task(

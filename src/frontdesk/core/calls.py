@@ -16,27 +16,26 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import tasks as task_store
+from frontdesk.core.call_context import call_context
 from frontdesk.core.channels import Routed, new_conversation, route
 from frontdesk.core.clock import utcnow
-from frontdesk.core.comments import Formatted, NewComment, add_comment, add_note
+from frontdesk.core.comments import INTERNAL, Formatted, NewComment, add_comment, add_comment_later
 from frontdesk.core.extensions import Account, account_by_ref, ensure_enabled
 from frontdesk.core.files import AUDIO_EXTENSIONS, StoredFile
 from frontdesk.core.forms import load_form, map_values
 from frontdesk.core.intake import (
     Outcome,
     Principal,
-    account_and_form,
     account_of,
     check_user_may_use,
     ensure_caller_current,
     extension_scope,
     uploader_id,
 )
-from frontdesk.core.users import Person, find_by_work_phone
+from frontdesk.core.users import Person
 from frontdesk.errors import FrontdeskError, Problem, required
-from frontdesk.storage.database import LostRace
-from frontdesk.storage.sql import Query, Row, Tx
-from frontdesk.storage.tables import calls, extension_accounts, files, tasks, users
+from frontdesk.storage.sql import Deferred, Query, Row, Tx, id_of
+from frontdesk.storage.tables import calls, extension_accounts, files
 
 Mappings = Sequence[tuple[str, str]]
 
@@ -63,40 +62,19 @@ class CallRecord:
 
 
 _CALL = (calls.c.id, calls.c.task_id, calls.c.account_ref)
-#: a call, with what a repeated report needs of its task (whether it is closed, who is
-#: responsible), in one query: on PostgreSQL every query is a round trip
-CALL_BY_EXTERNAL_ID = Query(
-    sa.select(
-        *_CALL,
-        tasks.c.closed_at,
-        tasks.c.responsible_id,
-        users.c.first_name,
-        users.c.last_name,
-        users.c.work_phone,
-    )
-    .join(tasks, tasks.c.id == calls.c.task_id)
-    .outerjoin(users, users.c.id == tasks.c.responsible_id)
-    .where(calls.c.account_ref == p("account_ref"), calls.c.external_id == p("external_id"))
-)
 # A first report that finds its external_id taken lost a race with another report of the same
-# call: DO NOTHING, and the unit runs again (LostRace) and finds that call.
+# call: the unit runs again (a claim, see Tx.defer) and finds that call.
 INSERT_CALL = Query(
-    sa.text(
-        "INSERT INTO calls (account_ref, task_id, external_id, from_number, to_number, "
-        "internal_number, created_at, updated_at) VALUES (:account_ref, :task_id, :external_id, "
-        ":from_number, :to_number, :internal_number, :now, :now) "
-        "ON CONFLICT (account_ref, external_id) DO NOTHING RETURNING id"
+    sa.insert(calls).values(
+        account_ref=p("account_ref"),
+        task_id=p("task_id"),
+        external_id=p("external_id"),
+        from_number=p("from_number"),
+        to_number=p("to_number"),
+        internal_number=p("internal_number"),
+        created_at=p("now"),
+        updated_at=p("now"),
     )
-    .bindparams(
-        sa.bindparam("account_ref", type_=sa.BigInteger),
-        sa.bindparam("task_id", type_=sa.BigInteger),
-        sa.bindparam("external_id", type_=sa.String),
-        sa.bindparam("from_number", type_=sa.String),
-        sa.bindparam("to_number", type_=sa.String),
-        sa.bindparam("internal_number", type_=sa.String),
-        sa.bindparam("now", type_=sa.DateTime(timezone=True)),
-    )
-    .columns(sa.column("id", sa.BigInteger))
 )
 UPDATE_CALL = Query(
     sa.update(calls)
@@ -158,12 +136,12 @@ def _call_text(call: IncomingCall) -> str:
 class _Landing:
     """The task a call landed in, and who is responsible for it before the operator."""
 
-    task_id: int
+    task_id: int | Deferred
     is_new_task: bool
     responsible: Person | None
 
 
-async def _hand_to_operator(
+def _hand_to_operator(
     tx: Tx, landing: _Landing, operator: Person | None, internal_number: str | None
 ) -> Person | None:
     """The operator (the user whose work phone is the internal number) becomes responsible,
@@ -173,23 +151,13 @@ async def _hand_to_operator(
     if not landing.is_new_task:  # a new task was created with the operator responsible
         if landing.responsible is not None and landing.responsible.user_id == operator.user_id:
             return operator
-        await task_store.set_responsible(tx, landing.task_id, operator.user_id)
-    await add_note(
-        tx,
-        landing.task_id,
+        tx.defer(task_store.SET_RESPONSIBLE, id=landing.task_id, user_id=operator.user_id)
+    note = (
         f"{operator.first_name} {operator.last_name} is responsible: "
-        f"took the call on internal number {internal_number}",
+        f"took the call on internal number {internal_number}"
     )
+    add_comment_later(tx, NewComment(landing.task_id, Formatted(note), direction=INTERNAL))
     return operator
-
-
-async def _reported_before(tx: Tx, account: Account, call: IncomingCall) -> Row | None:
-    """The call this one repeats (same external_id in the account), if any."""
-    if not call.external_id:
-        return None
-    key = {"account_ref": account.id, "external_id": call.external_id}
-    # (a PBX reporting one call twice at once still makes one call: see INSERT_CALL)
-    return await tx.one(CALL_BY_EXTERNAL_ID, **key)
 
 
 async def _conversation(
@@ -198,11 +166,17 @@ async def _conversation(
     subject = f"Call from {call.from_number}"
     if call.external_id:
         # A PBX's call id is a conversation of its own, so its first report always opens a
-        # task (whatever the routing): no call had this id (`_reported_before`; a report
+        # task (whatever the routing): no call had this id (`call_context`; a report
         # racing this one is caught by INSERT_CALL), and its channel is only ever made
         # together with its call, here.
-        return await new_conversation(
-            tx, account, "call", call.external_id, subject=subject, responsible=operator
+        return new_conversation(
+            tx,
+            account,
+            "call",
+            call.external_id,
+            generation=1,
+            subject=subject,
+            responsible=operator,
         )
     # A caller's number is another kind of conversation, even when equal to some call id.
     return await route(
@@ -214,8 +188,9 @@ async def _new_call(
     tx: Tx, account: Account, call: IncomingCall, operator: Person | None
 ) -> _Landing:
     routed = await _conversation(tx, account, call, operator)
-    inserted = await tx.one(
+    tx.defer(
         INSERT_CALL,
+        claim=True,
         account_ref=account.id,
         task_id=routed.task_id,
         external_id=call.external_id,
@@ -224,9 +199,7 @@ async def _new_call(
         internal_number=call.internal_number,
         now=utcnow(),
     )
-    if inserted is None:
-        raise LostRace(f"call {call.external_id!r} was registered meanwhile")
-    await add_comment(
+    add_comment_later(
         tx, NewComment(routed.task_id, Formatted(_call_text(call)), channel_id=routed.channel_id)
     )
     return _Landing(routed.task_id, routed.is_new_task, routed.responsible)
@@ -246,7 +219,7 @@ async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCa
     task_id = int(existing["task_id"])
     if account.routing == "reopen_closed" and existing["closed_at"] is not None:
         await task_store.reopen(tx, task_id)
-    await tx.run(
+    tx.defer(
         UPDATE_CALL,
         id=existing["id"],
         from_number=call.from_number,
@@ -259,17 +232,20 @@ async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCa
 
 async def register_call(tx: Tx, principal: Principal, call: IncomingCall) -> Outcome:
     """POST /v1/call and /v4/integrations/call."""
-    account, form = await account_and_form(tx, principal, call.account_id)
-    mapped = map_values(form, call.mappings)
-    operator = await find_by_work_phone(tx, call.internal_number)
-    existing = await _reported_before(tx, account, call)
+    context = await call_context(
+        tx, principal, call.account_id, call.external_id, call.internal_number
+    )
+    account, operator, existing = context.account, context.operator, context.reported_before
+    mapped = map_values(context.form, call.mappings)
     if existing is not None:
         landing = await _update_call(tx, account, existing, call)
     else:
         landing = await _new_call(tx, account, call, operator)
-    await task_store.set_values(tx, landing.task_id, mapped.values)
-    responsible = await _hand_to_operator(tx, landing, operator, call.internal_number)
-    return Outcome(landing.task_id, landing.is_new_task, responsible, mapped.problems)
+    task_store.set_values_later(tx, landing.task_id, mapped.values)
+    responsible = _hand_to_operator(tx, landing, operator, call.internal_number)
+    # every write deferred: on PostgreSQL the call is one statement, without BEGIN/COMMIT
+    await tx.flush(last=True)
+    return Outcome(id_of(landing.task_id), landing.is_new_task, responsible, mapped.problems)
 
 
 async def _find_call(

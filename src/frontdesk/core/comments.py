@@ -11,7 +11,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core import files
 from frontdesk.core.clock import utcnow
 from frontdesk.core.html import sanitize, to_text
-from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.sql import Deferred, Query, Tx
 from frontdesk.storage.tables import comments
 
 #: from the customer or a connector
@@ -40,10 +40,11 @@ def formatted(text: str | None, html: str | None) -> Formatted:
 
 @dataclass(frozen=True)
 class NewComment:
-    task_id: int
+    #: (a Deferred: a task or channel written in the same batch of deferred writes)
+    task_id: int | Deferred
     body: Formatted
     direction: str = INBOUND
-    channel_id: int | None = None
+    channel_id: int | Deferred | None = None
     author_id: int | None = None
     sender_name: str | None = None
     message_type: str | None = None
@@ -74,7 +75,14 @@ async def add_comment(tx: Tx, new: NewComment) -> int:
 
     The database marks the task as just active (trigger comments_touch_task, migration 0002).
     """
-    row = await tx.one(
+    comment = add_comment_later(tx, new)
+    await tx.flush()
+    return int(comment.value)
+
+
+def add_comment_later(tx: Tx, new: NewComment) -> Deferred:
+    """`add_comment` as deferred writes (the comment's id: the Deferred's value)."""
+    comment = tx.defer(
         INSERT_COMMENT,
         task_id=new.task_id,
         channel_id=new.channel_id,
@@ -87,14 +95,5 @@ async def add_comment(tx: Tx, new: NewComment) -> int:
         send_to_external_channel=new.send_to_external_channel,
         now=utcnow(),
     )
-    assert row is not None
-    comment_id = int(row["id"])
-    await files.attach(tx, comment_id, new.file_ids)
-    return comment_id
-
-
-async def add_note(tx: Tx, task_id: int, text: str, channel_id: int | None = None) -> int:
-    """A system note (who became responsible, what a call changed)."""
-    return await add_comment(
-        tx, NewComment(task_id, Formatted(text), direction=INTERNAL, channel_id=channel_id)
-    )
+    files.attach_later(tx, comment, new.file_ids)
+    return comment

@@ -20,7 +20,7 @@ from frontdesk.core.auth import (
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import new_secret
 from frontdesk.errors import FrontdeskError, NotFound
-from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import extension_accounts, extensions, forms, users
 
 ROUTINGS = ("reuse_open", "always_new", "reopen_closed")
@@ -244,6 +244,12 @@ async def account_named_for(tx: Tx, principal: UserPrincipal, account_id: str) -
     """The account of that account_id in any extension (ACCOUNT_NAMED_FOR_USER), if usable;
     the user's token is checked for revocation first, in the same query."""
     row = await tx.one(ACCOUNT_NAMED_FOR_USER, user_id=principal.user_id, account_id=account_id)
+    return user_account(principal, account_id, row)
+
+
+def user_account(principal: UserPrincipal, account_id: str, row: Row | None) -> Account:
+    """The account in a row read as ACCOUNT_NAMED_FOR_USER reads it (the user's key
+    generation, then the account's columns, NULL when there is none), if usable."""
     check_user_generation(principal, None if row is None else row["key_generation"])
     assert row is not None
     if row["id"] is None:

@@ -18,7 +18,7 @@ from frontdesk.core.clock import utcnow
 from frontdesk.errors import NotFound
 from frontdesk.storage.blobs import BlobStore, StoredBlob
 from frontdesk.storage.database import Database
-from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.sql import Deferred, Query, Row, Tx
 from frontdesk.storage.tables import (
     attachments,
     calls,
@@ -232,9 +232,9 @@ async def resolve_user_guids(tx: Tx, user_id: int, guids: Sequence[str]) -> Reso
     return await _resolve(guids, lambda guid: user_file(tx, user_id, guid))
 
 
-async def attach(tx: Tx, comment_id: int, file_ids: Sequence[int]) -> None:
+def attach_later(tx: Tx, comment_id: int | Deferred, file_ids: Sequence[int]) -> None:
     for position, file_id in enumerate(file_ids):
-        await tx.run(INSERT_ATTACHMENT, comment_id=comment_id, file_id=file_id, position=position)
+        tx.defer(INSERT_ATTACHMENT, comment_id=comment_id, file_id=file_id, position=position)
 
 
 def _missing() -> NotFound:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from frontdesk.core import tasks as task_store
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.channels import find_conversation, route
-from frontdesk.core.comments import INBOUND, OUTBOUND, NewComment, add_comment, formatted
+from frontdesk.core.comments import (
+    INBOUND,
+    OUTBOUND,
+    NewComment,
+    add_comment,
+    add_comment_later,
+    formatted,
+)
 from frontdesk.core.extensions import account_by_ref
 from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, load_form, map_values
 from frontdesk.core.intake import (
@@ -19,7 +26,7 @@ from frontdesk.core.intake import (
 )
 from frontdesk.core.replies import Answer, send_to_customer
 from frontdesk.errors import FrontdeskError, Problem, required
-from frontdesk.storage.sql import Tx
+from frontdesk.storage.sql import Tx, id_of
 
 Mappings = Sequence[tuple[str, str]]
 
@@ -168,8 +175,9 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
     type_field = form.fields.get(MESSAGE_TYPE_CODE)
     if routed.is_new_task and type_field and message_type:
         mapped.values.setdefault(type_field.id, message_type)
-    await task_store.set_values(tx, routed.task_id, mapped.values)
-    await add_comment(
+    # every write deferred: on PostgreSQL the message is one statement, without BEGIN/COMMIT
+    task_store.set_values_later(tx, routed.task_id, mapped.values)
+    add_comment_later(
         tx,
         NewComment(
             routed.task_id,
@@ -180,4 +188,5 @@ async def receive_message(tx: Tx, principal: ExtensionPrincipal, message: ChatMe
             file_ids=file_ids,
         ),
     )
-    return Outcome(routed.task_id, routed.is_new_task, routed.responsible, mapped.problems)
+    await tx.flush(last=True)
+    return Outcome(id_of(routed.task_id), routed.is_new_task, routed.responsible, mapped.problems)

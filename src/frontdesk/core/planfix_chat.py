@@ -19,16 +19,14 @@ from frontdesk.core import attachment_fetches, planfix, users
 from frontdesk.core import tasks as task_store
 from frontdesk.core.attachment_fetches import RemoteFile
 from frontdesk.core.clock import utcnow
-from frontdesk.core.comments import INBOUND, OUTBOUND, Formatted, NewComment, add_comment
+from frontdesk.core.comments import INBOUND, OUTBOUND, Formatted, NewComment, add_comment_later
 from frontdesk.core.contacts import CONTACT_COLUMNS, Contact, keep_contact
 from frontdesk.core.field_values import normalize
 from frontdesk.core.forms import Form, load_form
 from frontdesk.core.intake import MAX_ATTACHMENTS, check_text_length
 from frontdesk.errors import FrontdeskError, required
-from frontdesk.storage.database import LostRace
-from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.sql import Deferred, Query, Row, Tx, id_of
 from frontdesk.storage.tables import (
-    Timestamp,
     channels,
     planfix_contacts,
     planfix_integrations,
@@ -104,47 +102,23 @@ CHAT = Query(
     .where(planfix_integrations.c.provider_id == p("provider_id"))
 )
 # A chat's next task claims the next generation number: of two writers starting the same
-# chat at once, one gets it and the other finds it taken (DO NOTHING, no row) and runs again
-# (LostRace), finding the first one's task. Cheaper than lock and re-read, which cost two
+# chat at once, one gets it and the other finds it taken and runs again (a claim, see
+# Tx.defer), finding the first one's task. Cheaper than lock and re-read, which cost two
 # round trips on PostgreSQL for every new chat.
-_CHANNEL_COLUMNS = (
-    "INSERT INTO channels (task_id, planfix_ref, contact_ref, kind, key, chat_generation, "
-    "message_type, sender_name, created_at) "
-)
-_CHANNEL_VALUES = (
-    ":planfix_ref, :contact_ref, 'chat', :chat_id, :generation, :message_type, :sender_name, :now"
-)
-_CLAIM = " ON CONFLICT (planfix_ref, key, chat_generation) DO NOTHING RETURNING id, task_id"
-_CHANNEL_PARAMS = (
-    sa.bindparam("planfix_ref", type_=sa.BigInteger),
-    sa.bindparam("contact_ref", type_=sa.BigInteger),
-    sa.bindparam("chat_id", type_=sa.String),
-    sa.bindparam("generation", type_=sa.Integer),
-    sa.bindparam("message_type", type_=sa.String),
-    sa.bindparam("sender_name", type_=sa.String),
-    sa.bindparam("now", type_=Timestamp),
-)
-_CLAIMED = (sa.column("id", sa.BigInteger), sa.column("task_id", sa.BigInteger))
 INSERT_CHANNEL = Query(
-    sa.text(f"{_CHANNEL_COLUMNS}VALUES (:task_id, {_CHANNEL_VALUES}){_CLAIM}")
-    .bindparams(sa.bindparam("task_id", type_=sa.BigInteger), *_CHANNEL_PARAMS)
-    .columns(*_CLAIMED)
-)
-# PostgreSQL makes the task and claims its channel in one statement (a round trip less per
-# new chat; SQLite has no INSERT in WITH). A lost claim leaves a task that the rollback of
-# the unit takes away again.
-START_CHAT = Query(
-    sa.text(
-        "WITH task AS (INSERT INTO tasks (form_id, subject, created_at, updated_at) "
-        "VALUES (:form_id, :subject, :now, :now) RETURNING id) "
-        f"{_CHANNEL_COLUMNS}SELECT task.id, {_CHANNEL_VALUES} FROM task{_CLAIM}"
+    sa.insert(channels)
+    .values(
+        task_id=p("task_id"),
+        planfix_ref=p("planfix_ref"),
+        contact_ref=p("contact_ref"),
+        kind="chat",
+        key=p("chat_id"),
+        chat_generation=p("generation"),
+        message_type=p("message_type"),
+        sender_name=p("sender_name"),
+        created_at=p("now"),
     )
-    .bindparams(
-        sa.bindparam("form_id", type_=sa.BigInteger),
-        sa.bindparam("subject", type_=sa.String),
-        *_CHANNEL_PARAMS,
-    )
-    .columns(*_CLAIMED)
+    .returning(channels.c.id)
 )
 SET_BASE_URL = Query(
     sa.update(planfix_integrations)
@@ -171,8 +145,9 @@ async def task_of_chat(tx: Tx, provider_id: str, token: str, chat_id: str) -> in
 
 @dataclass(frozen=True)
 class _Routed:
-    task_id: int
-    channel_id: int
+    #: Deferred for a new chat task: its task and channel are deferred writes
+    task_id: int | Deferred
+    channel_id: int | Deferred
     is_new_task: bool
 
 
@@ -195,10 +170,9 @@ def _subject(message: PlanfixMessage) -> str | None:
     return task_store.subject_from(message.text)
 
 
-async def _new_chat_task(
-    tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | None
-) -> _Routed:
-    """A new task with the chat's next channel; LostRace if another writer started it first."""
+def _new_chat_task(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | None) -> _Routed:
+    """A new task with the chat's next channel, as deferred writes; the unit runs again
+    (LostRace) if another writer started it first."""
     name = message.contact.display_name if message.contact else None
     channel = {
         "planfix_ref": chat["integration_id"],
@@ -209,15 +183,10 @@ async def _new_chat_task(
         "sender_name": name[:SENDER_NAME_LENGTH] if name else None,
         "now": utcnow(),
     }
-    subject = _subject(message)
-    if tx.dialect == "postgresql":
-        row = await tx.one(START_CHAT, form_id=chat["form_id"], subject=subject, **channel)
-    else:
-        task_id = await task_store.create_task(tx, form_id=chat["form_id"], subject=subject)
-        row = await tx.one(INSERT_CHANNEL, task_id=task_id, **channel)
-    if row is None:
-        raise LostRace(f"chat {message.chat_id!r} got its next task meanwhile")
-    return _Routed(int(row["task_id"]), int(row["id"]), True)
+    task = task_store.insert_task_later(
+        tx, form_id=chat["form_id"], subject=_subject(message), responsible_id=None
+    )
+    return _Routed(task, tx.defer(INSERT_CHANNEL, claim=True, task_id=task, **channel), True)
 
 
 async def _route(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | None) -> _Routed:
@@ -226,7 +195,7 @@ async def _route(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | 
         found = await _reused(tx, routing, chat)
         if found is not None:
             return found
-    return await _new_chat_task(tx, chat, message, contact_ref)
+    return _new_chat_task(tx, chat, message, contact_ref)
 
 
 def _field_named(form: Form, name: str) -> tuple[int, str, tuple[str, ...]] | None:
@@ -276,7 +245,7 @@ def _kept_attachments(message: PlanfixMessage, warnings: list[str]) -> Sequence[
     return kept
 
 
-async def _comment(tx: Tx, chat: Row, message: PlanfixMessage, routed: _Routed) -> int:
+async def _comment(tx: Tx, chat: Row, message: PlanfixMessage, routed: _Routed) -> Deferred:
     if message.is_echo:
         author_id = await _echo_author(tx, chat, message.user_email)
         # an echo by nobody we know still says who wrote it
@@ -285,7 +254,7 @@ async def _comment(tx: Tx, chat: Row, message: PlanfixMessage, routed: _Routed) 
     else:
         author_id, direction = None, INBOUND
         sender = message.contact.display_name if message.contact else None
-    return await add_comment(
+    return add_comment_later(
         tx,
         NewComment(
             routed.task_id,
@@ -324,8 +293,11 @@ async def receive_message(tx: Tx, message: PlanfixMessage) -> Received:
     if message.data:
         form = await load_form(tx, chat["form_id"])
         values = _data_values(form, message.data, warnings)
-        await task_store.set_values(tx, routed.task_id, values)
-    comment_id = await _comment(tx, chat, message, routed)
+        task_store.set_values_later(tx, routed.task_id, values)
+    comment = await _comment(tx, chat, message, routed)
     if attachments:
-        await attachment_fetches.enqueue(tx, comment_id, attachments)
-    return Received(routed.task_id, routed.is_new_task, warnings)
+        await tx.flush()
+        await attachment_fetches.enqueue(tx, comment.value, attachments)
+    # without attachments every write was deferred: on PostgreSQL, one statement
+    await tx.flush(last=True)
+    return Received(id_of(routed.task_id), routed.is_new_task, warnings)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.core.clock import utcnow
 from frontdesk.core.users import Person, get_person
-from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.sql import Deferred, Query, Tx
 from frontdesk.storage.tables import task_values, tasks
 
 SUBJECT_LENGTH = 200
@@ -118,7 +118,29 @@ async def _insert_task(
     account_ref: int | None = None,
     author_id: int | None = None,
 ) -> int:
-    row = await tx.one(
+    task = insert_task_later(
+        tx,
+        form_id=form_id,
+        account_ref=account_ref,
+        subject=subject,
+        responsible_id=responsible_id,
+        author_id=author_id,
+    )
+    await tx.flush()
+    return int(task.value)
+
+
+def insert_task_later(
+    tx: Tx,
+    *,
+    form_id: int | None,
+    subject: str | None,
+    responsible_id: int | None,
+    account_ref: int | None = None,
+    author_id: int | None = None,
+) -> Deferred:
+    """A new task, as a deferred write (its id: the Deferred's value)."""
+    return tx.defer(
         INSERT_TASK,
         form_id=form_id,
         account_ref=account_ref,
@@ -127,8 +149,6 @@ async def _insert_task(
         author_id=author_id,
         now=utcnow(),
     )
-    assert row is not None
-    return int(row["id"])
 
 
 async def get_task(tx: Tx, task_id: int) -> TaskRef | None:
@@ -151,6 +171,12 @@ async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:
 async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
     rows = [{"task_id": task_id, "field_id": f, "value": v} for f, v in values.items()]
     await tx.run_many(UPSERT_VALUE, rows)
+
+
+def set_values_later(tx: Tx, task_id: int | Deferred, values: dict[int, str]) -> None:
+    """`set_values` as deferred writes: nothing else in the batch may write these values."""
+    for field_id, value in values.items():
+        tx.defer(UPSERT_VALUE, task_id=task_id, field_id=field_id, value=value)
 
 
 async def clear_values(tx: Tx, task_id: int, field_ids: list[int]) -> None:

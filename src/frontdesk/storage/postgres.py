@@ -1,4 +1,5 @@
-"""PostgreSQL through an asyncpg pool: each write is one transaction on one connection."""
+"""PostgreSQL through an asyncpg pool: each unit of work on one connection, its writes in one
+transaction (or in one statement, see PostgresTx)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
+from frontdesk.storage import pg_batch
 from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
-from frontdesk.storage.sql import Query, Row
+from frontdesk.storage.sql import Deferred, Query, Row
 
 
 def lock_id(key: tuple[object, ...]) -> int:
@@ -19,23 +22,48 @@ def lock_id(key: tuple[object, ...]) -> int:
 
 
 class PostgresTx:
+    """A unit of work on one connection. Reads go straight to the server; the transaction
+    starts at the first write (BEGIN costs a round trip, and a unit that only reads, or whose
+    only writes are deferred into one statement, needs none)."""
+
     dialect = "postgresql"
 
-    def __init__(self, conn: asyncpg.Connection, memo: dict[Any, Any]) -> None:
+    def __init__(self, conn: asyncpg.Connection, memo: dict[Any, Any], *, writing: bool) -> None:
         self._conn = conn
         self.memo = memo
+        self._writing = writing
+        self._transaction: Transaction | None = None
+        self._pending: list[Deferred] = []
+        #: the deferred writes committed on their own: nothing may be written after them
+        self._sealed = False
+
+    async def _ready(self, query: Query | None) -> None:
+        """Before a statement: pending writes go first, and a write needs the transaction."""
+        if self._pending or query is None or query.writes:
+            await self._begin()
+        if self._pending:
+            await self._send_pending()
+
+    async def _begin(self) -> None:
+        if self._transaction is None and self._writing:
+            assert not self._sealed, "a write after the unit's deferred writes committed"
+            self._transaction = self._conn.transaction()
+            await self._transaction.start()
 
     async def one(self, query: Query, /, **params: Any) -> Row | None:
+        await self._ready(query)
         compiled = query.compiled("postgresql")
         record = await self._conn.fetchrow(compiled.sql, *compiled.args(params))
         return None if record is None else compiled.row(record.values())
 
     async def all(self, query: Query, /, **params: Any) -> list[Row]:
+        await self._ready(query)
         compiled = query.compiled("postgresql")
         records = await self._conn.fetch(compiled.sql, *compiled.args(params))
         return [compiled.row(record.values()) for record in records]
 
     async def run(self, query: Query, /, **params: Any) -> int:
+        await self._ready(query)
         compiled = query.compiled("postgresql")
         status = await self._conn.execute(compiled.sql, *compiled.args(params))
         # asyncpg answers the command tag, e.g. "UPDATE 3" or "INSERT 0 1"
@@ -44,12 +72,53 @@ class PostgresTx:
 
     async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]], /) -> None:
         if rows:
+            await self._ready(query)
             compiled = query.compiled("postgresql")
             await self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
 
+    def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
+        assert not self._sealed, "a write after the unit's deferred writes committed"
+        deferred = Deferred(query, params, claim)
+        self._pending.append(deferred)
+        return deferred
+
+    async def flush(self, *, last: bool = False) -> None:
+        if not self._pending:
+            return
+        if last and self._transaction is None:
+            self._sealed = True  # one statement, atomic on its own: no BEGIN, no COMMIT
+        else:
+            await self._begin()
+        await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        steps, self._pending = self._pending, []
+        found = pg_batch.batch(steps)
+        try:
+            values = await self._conn.fetchrow(found.sql, *found.args)
+        except asyncpg.UniqueViolationError as exc:
+            if any(step.claim for step in steps):
+                raise LostRace(str(exc)) from exc
+            raise
+        assert values is not None
+        pg_batch.resolve(found, steps, values)
+
     async def lock(self, *key: object) -> bool:
+        await self._ready(None)
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
         return True
+
+    async def finish(self) -> None:
+        """The end of a unit that returned: its deferred writes, then COMMIT."""
+        await self.flush(last=True)
+        if self._transaction is not None:
+            await self._transaction.commit()
+
+    async def abandon(self) -> None:
+        """The end of a unit that raised: nothing it wrote stays."""
+        self._pending = []
+        if self._transaction is not None and not self._conn.is_closed():
+            await self._transaction.rollback()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -58,6 +127,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     context managers), and keeping prepared statements is the point."""
     if conn.is_in_transaction():  # cannot happen on the happy path; never hand one on
         await conn.execute("ROLLBACK")
+
+
+async def _run_unit(tx: PostgresTx, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    try:
+        result = await work(tx, *args, **kwargs)
+        await tx.finish()
+    except BaseException:
+        await tx.abandon()
+        raise
+    return result
 
 
 class PostgresDatabase:
@@ -81,14 +160,16 @@ class PostgresDatabase:
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
         async with self._pool.acquire() as conn:
-            return await work(PostgresTx(conn, self.memo), *args, **kwargs)
+            return await work(PostgresTx(conn, self.memo, writing=False), *args, **kwargs)
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
         for attempt in range(1, RACE_RETRIES + 1):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    return await work(PostgresTx(conn, self.memo), *args, **kwargs)
+                async with self._pool.acquire() as conn:
+                    return await _run_unit(
+                        PostgresTx(conn, self.memo, writing=True), work, *args, **kwargs
+                    )
             except LostRace:
                 if attempt == RACE_RETRIES:
                     raise

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
 Row = dict[str, Any]
 Convert = Callable[[Any], Any]
@@ -95,11 +96,25 @@ class Compiled:
         return row
 
 
+def _writes(statement: sa.ClauseElement) -> bool:
+    """Whether a statement changes rows or takes row locks (so needs the unit's transaction)."""
+    if isinstance(statement, UpdateBase):
+        return True
+    if isinstance(statement, sa.Select):
+        return statement._for_update_arg is not None
+    text = getattr(getattr(statement, "element", statement), "text", None)
+    if isinstance(text, str):  # sa.text(...), with or without .columns()
+        words = text.split(None, 1)
+        return not words or words[0].upper() != "SELECT" or "FOR UPDATE" in text.upper()
+    return not isinstance(statement, sa.CompoundSelect)
+
+
 class Query:
     """A statement with named bind parameters, compiled lazily for each dialect."""
 
     def __init__(self, statement: sa.ClauseElement) -> None:
         self.statement = statement
+        self.writes = _writes(statement)
         self._compiled: dict[str, Compiled] = {}
 
     def compiled(self, dialect: str) -> Compiled:
@@ -134,6 +149,50 @@ class Query:
         )
 
 
+class Deferred:
+    """A write that the unit of work does not wait for (see `Tx.defer`).
+
+    Another deferred write may take it as a parameter: it stands for the first column this
+    one returns (an inserted row's id). What it returned is readable after `Tx.flush`.
+    """
+
+    __slots__ = ("_row", "claim", "done", "params", "query")
+
+    def __init__(self, query: Query, params: dict[str, Any], claim: bool) -> None:
+        self.query = query
+        self.params = params
+        self.claim = claim
+        self._row: Row | None = None
+        self.done = False
+
+    def resolve(self, row: Row | None) -> None:
+        self._row, self.done = row, True
+
+    @property
+    def row(self) -> Row | None:
+        """The row it returned; None if it returned none (an UPDATE that matched nothing)."""
+        if not self.done:
+            raise RuntimeError("a deferred write is read before Tx.flush")
+        return self._row
+
+    @property
+    def value(self) -> Any:
+        """The first column it returned."""
+        row = self.row
+        assert row is not None, "the deferred write returned no row"
+        return next(iter(row.values()))
+
+
+def id_of(written: int | Deferred) -> int:
+    """An id that may come from a deferred write (after `Tx.flush`)."""
+    return int(written.value) if isinstance(written, Deferred) else written
+
+
+def resolved(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters with the deferred writes they name replaced by their values."""
+    return {k: v.value if isinstance(v, Deferred) else v for k, v in params.items()}
+
+
 class Tx(Protocol):
     """One unit of work's view of the database: a transaction when writing."""
 
@@ -152,6 +211,27 @@ class Tx(Protocol):
 
     async def run_many(self, query: Query, rows: Sequence[Mapping[str, Any]], /) -> None:
         """Execute once per row of parameters, in one round trip where the driver can."""
+        ...
+
+    def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
+        """A write whose result the unit does not need before its end.
+
+        SQLite runs it at once. PostgreSQL keeps it until the unit's next statement or
+        `flush`, then sends every kept write as one statement (WITH … AS (INSERT …) …): one
+        round trip instead of one each, and none for BEGIN/COMMIT when they are the unit's
+        only writes. Kept writes run in one statement, so they must not touch the same rows.
+        `claim`: the write takes a unique key; finding it taken means a concurrent writer
+        won, and the unit runs again (LostRace).
+        """
+        ...
+
+    async def flush(self, *, last: bool = False) -> None:
+        """Run the deferred writes now, so that what they returned can be read.
+
+        `last`: the unit writes nothing after them (reads are fine). On PostgreSQL, when no
+        write ran before them either, they then commit on their own as one statement, with
+        no BEGIN and COMMIT around it.
+        """
         ...
 
     async def lock(self, *key: object) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 from frontdesk.errors import Busy
 from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
-from frontdesk.storage.sql import Query, Row
+from frontdesk.storage.sql import Deferred, Query, Row, resolved
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,22 @@ class SqliteTx:
         if rows:
             compiled = query.compiled("sqlite")
             self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
+
+    def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
+        """Run at once: SQLite has no round trips to save."""
+        deferred = Deferred(query, params, claim)
+        compiled = query.compiled("sqlite")
+        try:
+            values = self._conn.execute(compiled.sql, compiled.args(resolved(params))).fetchone()
+        except sqlite3.IntegrityError as exc:
+            if claim and "UNIQUE" in str(exc):
+                raise LostRace(str(exc)) from exc
+            raise
+        deferred.resolve(None if values is None else compiled.row(values))
+        return deferred
+
+    async def flush(self, *, last: bool = False) -> None:
+        """Nothing kept: `defer` ran every write already."""
 
     async def lock(self, *_key: object) -> bool:
         """Nothing to do: one connection writes, one unit at a time."""

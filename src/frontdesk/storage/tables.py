@@ -171,10 +171,11 @@ channels = sa.Table(
     # inline, and does not report an inline ON DELETE back (the migration check would fail)
     _ref("planfix_ref", "planfix_integrations.id", nullable=True),
     _ref("contact_ref", "planfix_contacts.id", nullable=True),
-    #: a Planfix chat's tasks, numbered from 1: two first messages of one chat claim the same
-    #: number, and the unique index lets one of them have it (core.planfix_chat)
+    #: a conversation's channels (a Planfix chat's, a Pyrus channel's), numbered from 1: two
+    #: first messages of one conversation claim the same number, and a unique index lets one
+    #: of them have it (core.channels, core.planfix_chat)
     sa.Column("chat_generation", sa.Integer()),
-    sa.Index(None, "account_ref", "kind", "key"),
+    sa.Index(None, "account_ref", "kind", "key", "chat_generation", unique=True),
     sa.Index(None, "planfix_ref", "key", "chat_generation", unique=True),
 )
 

@@ -1,0 +1,112 @@
+"""Deferred writes (Tx.defer): one statement on PostgreSQL, at once on SQLite, same results."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from frontdesk.core.clock import utcnow
+from frontdesk.core.comments import Formatted, NewComment, add_comment_later
+from frontdesk.core.tasks import UPSERT_VALUE, insert_task_later
+from frontdesk.storage import tables
+from frontdesk.storage.sql import Deferred, Query, Tx
+
+from factories import db_of, make_connector, rows
+
+INSERT_FORM = Query(
+    sa.insert(tables.forms)
+    .values(name=sa.bindparam("name"), created_at=sa.bindparam("now"))
+    .returning(tables.forms.c.id, tables.forms.c.name)
+)
+RENAME_FORM = Query(
+    sa.update(tables.forms)
+    .where(tables.forms.c.name == sa.bindparam("old"))
+    .values(name=sa.bindparam("new"))
+    .returning(tables.forms.c.id)
+)
+FORM_NAMED = Query(sa.select(tables.forms.c.id).where(tables.forms.c.name == sa.bindparam("name")))
+
+
+async def test_writes_that_refer_to_each_other_land_together(client):
+    connector = await make_connector(client)
+    field_id = (await rows(client, sa.select(tables.form_fields.c.id)))[0]["id"]
+
+    async def unit(tx: Tx) -> tuple[int, int]:
+        task = insert_task_later(tx, form_id=None, subject="deferred", responsible_id=None)
+        comment = add_comment_later(tx, NewComment(task, Formatted("hello")))
+        tx.defer(UPSERT_VALUE, task_id=task, field_id=field_id, value="v")
+        await tx.flush(last=True)
+        return int(task.value), int(comment.value)
+
+    task_id, comment_id = await db_of(client).write(unit)
+    comment = (
+        await rows(client, sa.select(tables.comments).where(tables.comments.c.id == comment_id))
+    )[0]
+    assert comment["task_id"] == task_id and comment["text"] == "hello"
+    values = await rows(client, sa.select(tables.task_values.c.task_id, tables.task_values.c.value))
+    assert {"task_id": task_id, "value": "v"} in values
+    assert connector.account_id  # (the connector made the form the field belongs to)
+
+
+async def test_what_a_deferred_write_returned_is_read_after_flush(client):
+    async def unit(tx: Tx) -> tuple[dict[str, object] | None, dict[str, object] | None]:
+        made = tx.defer(INSERT_FORM, name="first", now=utcnow())
+        missed = tx.defer(RENAME_FORM, old="no such form", new="x")
+        await tx.flush()
+        return made.row, missed.row
+
+    made, missed = await db_of(client).write(unit)
+    assert made is not None and made["name"] == "first" and isinstance(made["id"], int)
+    assert missed is None  # an UPDATE that matched nothing returned no row
+
+
+async def test_reading_a_deferred_write_before_flush_is_an_error():
+    deferred = Deferred(INSERT_FORM, {"name": "x"}, claim=False)
+    with pytest.raises(RuntimeError, match="before Tx.flush"):
+        _ = deferred.value
+
+
+async def test_a_read_sees_the_deferred_writes_before_it(client):
+    async def unit(tx: Tx) -> object:
+        tx.defer(INSERT_FORM, name="seen", now=utcnow())
+        return await tx.one(FORM_NAMED, name="seen")
+
+    assert await db_of(client).write(unit) is not None
+
+
+async def test_a_unit_that_fails_leaves_none_of_its_deferred_writes(client):
+    async def unit(tx: Tx) -> None:
+        tx.defer(INSERT_FORM, name="undone early", now=utcnow())
+        await tx.flush()
+        tx.defer(INSERT_FORM, name="undone late", now=utcnow())
+        raise ValueError("the unit fails")
+
+    with pytest.raises(ValueError):
+        await db_of(client).write(unit)
+    names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
+    assert "undone early" not in names and "undone late" not in names
+
+
+async def test_writes_deferred_past_a_direct_write_commit_with_it(client):
+    async def unit(tx: Tx) -> None:
+        await tx.one(INSERT_FORM, name="direct", now=utcnow())
+        tx.defer(RENAME_FORM, old="direct", new="renamed later")
+        await tx.flush(last=True)
+
+    await db_of(client).write(unit)
+    names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
+    assert "renamed later" in names and "direct" not in names
+
+
+async def test_postgresql_refuses_a_write_after_the_last_flush(client):
+    if db_of(client).dialect != "postgresql":
+        pytest.skip("SQLite runs deferred writes at once: there is no last statement")
+
+    async def unit(tx: Tx) -> None:
+        tx.defer(INSERT_FORM, name="sealed", now=utcnow())
+        await tx.flush(last=True)
+        await tx.one(FORM_NAMED, name="sealed")  # reads are fine
+        tx.defer(INSERT_FORM, name="too late", now=utcnow())
+
+    with pytest.raises(AssertionError, match="after the unit's deferred writes committed"):
+        await db_of(client).write(unit)
