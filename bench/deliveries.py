@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import msgspec
+import uvloop
 from aiohttp import web
 
 from frontdesk.core import extensions, forms, outbox
@@ -265,11 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-deliveries-") as workdir:
             for engine in args.engines.split(","):
-                lines.append(
-                    asyncio.run(
-                        _engine(engine, args.count, args.repeats, port, latencies, Path(workdir))
+                # on the loop `frontdesk serve` and `frontdesk worker` run (uvloop), the
+                # ceiling's client too
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    lines.append(
+                        runner.run(
+                            _engine(
+                                engine, args.count, args.repeats, port, latencies, Path(workdir)
+                            )
+                        )
                     )
-                )
     finally:
         receiver.terminate()
     print("\n".join(lines))

@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+import uvloop
 from pydantic import ValidationError
 
 from frontdesk.cli import admin, delivery, planfix, server
@@ -46,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.handler(args)
         if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
+            # the loop `frontdesk serve` runs on: `frontdesk worker` sends as fast as it does
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                result = runner.run(result)
         return int(result or 0)
     except KeyboardInterrupt:
         return 130
