@@ -286,3 +286,25 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(outbound):
     finally:
         await runner.cleanup()
     assert json.loads(answer.body) == {"account_id": "acc-9", "account_name": "Shop"}
+
+
+async def test_a_stopped_worker_gives_back_what_it_claimed_and_did_not_send(
+    client, receiver, outbound
+):
+    """It claims a round ahead of its free slots; stopping must not spend those attempts."""
+    receiver.answer(*[Script(200, delay=0.5)] * 3)
+    rows = [await enqueue(client, receiver.url + "/hook", key=f"chat:{n}") for n in range(3)]
+    worker = make_worker(client, outbound, concurrency=1)
+    running = asyncio.create_task(worker.run())
+    while len(receiver.requests) < 1:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    shown = [await show(client, row) for row in rows]
+    in_flight = [row for row, s in zip(rows, shown, strict=True) if s["attempts"] == 1]
+    given_back = [row for row, s in zip(rows, shown, strict=True) if s["attempts"] == 0]
+    assert len(in_flight) == 1  # cancelled mid-send: its lease decides when it goes again
+    assert len(given_back) == 2
+    assert {s["status"] for s in shown if s["attempts"] == 0} == {"pending"}
+    await make_worker(client, outbound).drain()
+    assert {(await show(client, row))["status"] for row in given_back} == {"sent"}

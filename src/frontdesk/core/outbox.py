@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
+from frontdesk.core import outbox_settle
 from frontdesk.core.clock import utcnow
 from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.sql import Query, Row, Tx
@@ -181,6 +182,21 @@ FINISH = Query(
         last_error=p("last_error"),
         finished_at=p("finished_at"),
         next_attempt_at=p("next_attempt_at"),
+    )
+)
+# A claimed row that was never sent (its worker stopped first) goes back as it was.
+RELEASE = Query(
+    sa.update(deliveries)
+    .where(
+        deliveries.c.id == p("id"),
+        deliveries.c.status == SENDING,
+        deliveries.c.attempts == p("attempt"),
+    )
+    .values(
+        status=PENDING,
+        attempts=deliveries.c.attempts - 1,
+        lease_until=None,
+        next_attempt_at=p("now"),
     )
 )
 # A row whose worker died mid-send again and again (its lease ran out with no outcome) has
@@ -353,6 +369,12 @@ async def _claimed(tx: Tx, rows: list[Row]) -> list[Claimed]:
     ]
 
 
+async def release(tx: Tx, unsent: Sequence[Claimed]) -> None:
+    """Give back claimed deliveries that were not sent: due at once, their attempt unspent."""
+    now = utcnow()
+    await tx.run_many(RELEASE, [{"id": c.id, "attempt": c.attempt, "now": now} for c in unsent])
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one try of a delivery came to."""
@@ -375,8 +397,14 @@ class Outcome:
 
 
 async def record_outcomes(tx: Tx, outcomes: Sequence[Outcome]) -> None:
-    """Log the attempts and settle their rows, as two batched statements."""
+    """Log the attempts and settle their rows: on PostgreSQL one statement for the batch
+    (outbox_settle), on SQLite two batched statements."""
     now = utcnow()
+    if tx.dialect == "postgresql":
+        rows = [{**_attempt_row(o), **_finish_row(o, now)} for o in outcomes]
+        tx.defer(outbox_settle.SETTLE, **outbox_settle.settle_params(rows))
+        await tx.flush(last=True)
+        return
     await tx.run_many(INSERT_ATTEMPT, [_attempt_row(outcome) for outcome in outcomes])
     await tx.run_many(FINISH, [_finish_row(outcome, now) for outcome in outcomes])
 

@@ -10,6 +10,7 @@ outside 2xx fails at once. A delivery out of attempts is dead until redelivered.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,7 +83,12 @@ def request_headers(claimed: Claimed) -> dict[str, str]:
 
 class DeliveryWorker:
     """Each step settles the sends that finished (one batched write), then claims what is
-    due into the free slots (one statement) and starts sending it."""
+    due (one statement) and starts sending it.
+
+    It claims a round ahead of its free slots: a finished send is followed at once by one
+    claimed before, instead of waiting for the next claim's round trips (on PostgreSQL the
+    slots stood empty half the time). What was claimed and not sent is given back on stop.
+    """
 
     def __init__(
         self,
@@ -101,6 +107,8 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.lease = lease
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: claimed, waiting for a free slot
+        self._ready: collections.deque[Claimed] = collections.deque()
         self._finished: list[Outcome] = []
         self._refill_at = max(1, concurrency // 4)
         #: set whenever a send finishes
@@ -118,7 +126,10 @@ class DeliveryWorker:
                 if not started:
                     await self._idle()
         finally:
+            # (taken first: a cancelled send's callback would start the next one)
+            unsent, self._ready = list(self._ready), collections.deque()
             await self._cancel_in_flight()
+            await self._release(unsent)
             await self._settle()
 
     async def step(self) -> int:
@@ -127,24 +138,29 @@ class DeliveryWorker:
         While busy it claims only once a quarter of the slots is free: each claim is a
         statement, and claiming one row per finished send would cost one per delivery."""
         await self._settle()
-        free = self.concurrency - len(self._in_flight)
-        if free <= 0 or (self._in_flight and free < self._refill_at):
+        in_hand = len(self._in_flight) + len(self._ready)
+        free = 2 * self.concurrency - in_hand
+        if free <= 0 or (in_hand and free < self._refill_at):
             return 0
         if not await self.db.read(outbox.due_ids, 1):  # idle polls write nothing
             return 0
         claimed = await self.db.write(outbox.claim_due, free, self.lease, self.policy.max_attempts)
-        for delivery in claimed:
-            task = asyncio.create_task(self._send(delivery))
+        self._ready.extend(claimed)
+        self._start_ready()
+        return len(claimed)
+
+    def _start_ready(self) -> None:
+        while self._ready and len(self._in_flight) < self.concurrency:
+            task = asyncio.create_task(self._send(self._ready.popleft()))
             self._in_flight.add(task)
             task.add_done_callback(self._on_sent)
-        return len(claimed)
 
     async def drain(self, timeout: float = 10.0, horizon: float = 1.0) -> None:
         """Send until nothing is in flight and nothing falls due within `horizon` seconds
         (tests, benchmarks; a retry scheduled further out is left pending)."""
         async with asyncio.timeout(timeout):
             while True:
-                if await self.step() or self._in_flight or self._finished:
+                if await self.step() or self._in_flight or self._finished or self._ready:
                     await self._idle()
                     continue
                 due = await self.db.read(outbox.next_due)
@@ -154,6 +170,7 @@ class DeliveryWorker:
 
     def _on_sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._start_ready()
         self._sent.set()
 
     async def _idle(self) -> None:
@@ -211,6 +228,14 @@ class DeliveryWorker:
         done = answer is not None and 200 <= answer.status < 300
         retry_at = None if done or refused else self.policy.retry_at(claimed, answer)
         return Outcome(claimed, attempt, retry_at, done)
+
+    async def _release(self, unsent: list[Claimed]) -> None:
+        if not unsent:
+            return
+        try:
+            await self.db.write(outbox.release, unsent)
+        except Exception:  # their leases run out and they are sent then, an attempt used
+            log.exception("Giving back %d claimed deliveries failed", len(unsent))
 
     async def _cancel_in_flight(self) -> None:
         for task in list(self._in_flight):

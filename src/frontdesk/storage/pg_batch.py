@@ -84,6 +84,8 @@ def _sql(compiled: list[Compiled], sources: list[list[Any]]) -> str:
 def batch(steps: list[Deferred]) -> Batch:
     compiled = [step.query.compiled("postgresql") for step in steps]
     sources = _sources(steps, compiled)
+    if len(steps) == 1:  # as it is: a statement with a WITH of its own cannot be nested
+        return Batch(compiled[0].sql, sources[0], compiled)
     shape = tuple(
         (id(form), tuple((n, v.step) for n, v in enumerate(values) if isinstance(v, _Ref)))
         for form, values in zip(compiled, sources, strict=True)
@@ -97,6 +99,8 @@ def batch(steps: list[Deferred]) -> Batch:
 
 def resolve(found: Batch, steps: list[Deferred], values: Any) -> None:
     """Give each write its row of the answer (None where it returned none)."""
+    if values is None:  # a lone write that returns nothing
+        values = [None] * sum(len(form.columns) for form in found.compiled)
     at = 0
     for step, form in zip(steps, found.compiled, strict=True):
         width = len(form.columns)

@@ -100,7 +100,6 @@ class PostgresTx:
             if any(step.claim for step in steps):
                 raise LostRace(str(exc)) from exc
             raise
-        assert values is not None
         pg_batch.resolve(found, steps, values)
 
     async def lock(self, *key: object) -> bool:
