@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cpu import CpuMeter, CpuUse
-from bench.engines import Engine, prepared_token
+from bench.engines import Engine, analyze, prepared_token
 from bench.load import LoadResult, LoadSpec, run_load
 from bench.servers import ceiling_command, free_port, frontdesk_command, running
 from bench.workloads import EXISTING_PREFIX, SCENARIOS
@@ -126,6 +126,7 @@ def run_engine(
             name: prepared_token(server.url, workload, opts.channels)
             for name, workload in workloads.items()
         }
+    analyze(engine)
     names = ", ".join(workloads)
     print(f"  {engine.name}: tokens issued; {opts.channels} existing keys each for {names}")
     ceiling_token = secrets.token_urlsafe(32)  # as long as Frontdesk's tokens
