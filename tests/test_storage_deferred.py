@@ -62,7 +62,7 @@ async def test_what_a_deferred_write_returned_is_read_after_flush(client):
 
 async def test_reading_a_deferred_write_before_flush_is_an_error():
     deferred = Deferred(INSERT_FORM, {"name": "x"}, claim=False)
-    with pytest.raises(RuntimeError, match="before Tx.flush"):
+    with pytest.raises(RuntimeError, match=r"before Tx\.flush"):
         _ = deferred.value
 
 

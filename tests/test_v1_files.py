@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
+import os
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from frontdesk.core import files
+from frontdesk.errors import TooLarge
+from frontdesk.storage.blobs import BlobStore, BlobWriter
+from frontdesk.web.uploads import receive_file
 
 from factories import db_of, make_connector, upload
 
@@ -226,3 +235,107 @@ async def test_missing_bytes_on_disk_is_not_found_not_500(client, settings):
     file_id = await _file_id(client, guid, connector.extension_id)
     response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
     assert response.status_code == 404
+
+
+# --- the streaming pipeline: blocks hashed and written on threads while more arrive ---------
+
+BOUNDARY = "frontdesk-test-boundary"
+MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+#: chunk sizes that straddle the parser's boundary look-behind and the writer's blocks
+ODD_SIZES = (1, 7, 4093, 65_537, 300_001, BlobWriter.BLOCK_BYTES + 3, 2)
+
+
+def _multipart(data: bytes) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+    ).encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+async def _in_odd_chunks(body: bytes, fail_after: int | None = None) -> AsyncIterator[bytes]:
+    sent = 0
+    for size in itertools.cycle(ODD_SIZES):
+        if sent >= len(body):
+            return
+        if fail_after is not None and sent >= fail_after:
+            raise ConnectionAbortedError("the client went away mid-request")
+        yield body[sent : sent + size]
+        sent += size
+
+
+def _left_behind(root: Path) -> list[str]:
+    """Files under the store, and descriptors this process still holds on anything in it."""
+    stored = [str(p) for p in root.rglob("*") if p.is_file()]
+    fd_dir = Path("/proc/self/fd")
+    held = []
+    for fd in fd_dir.iterdir() if fd_dir.is_dir() else []:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(root)):
+            held.append(target)
+    return stored + held
+
+
+async def _settled(root: Path) -> list[str]:
+    """What is left once the writer thread has run the close queued behind its writes."""
+    for _ in range(200):
+        left = _left_behind(root)
+        if not left:
+            return []
+        await asyncio.sleep(0.01)
+    return left
+
+
+async def test_multi_megabyte_upload_in_odd_chunks_has_the_right_md5_and_bytes(tmp_path):
+    data = random.Random(7).randbytes(5 * BlobWriter.BLOCK_BYTES + 12_345)
+    store = BlobStore(tmp_path / "files")
+    received = await receive_file(
+        _in_odd_chunks(_multipart(data)), MULTIPART_TYPE, store, max_bytes=len(data)
+    )
+    assert received.blob.md5 == hashlib.md5(data).hexdigest()
+    assert received.blob.size == len(data)
+    assert store.path(received.blob.key).read_bytes() == data
+    assert not list((tmp_path / "files" / "incoming").iterdir())
+
+
+async def test_multi_megabyte_upload_through_the_endpoint(client):
+    connector = await make_connector(client)
+    data = random.Random(8).randbytes(3 * BlobWriter.BLOCK_BYTES + 1)
+    response = await client.post(
+        "/v1/files/upload",
+        content=_in_odd_chunks(_multipart(data)),
+        headers={**connector.headers, "Content-Type": MULTIPART_TYPE},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["md5_hash"] == hashlib.md5(data).hexdigest()
+    file_id = await _file_id(client, response.json()["guid"], connector.extension_id)
+    download = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
+    assert download.content == data
+
+
+async def test_client_gone_mid_upload_leaves_no_temp_file_and_no_open_file(tmp_path):
+    data = random.Random(9).randbytes(6 * BlobWriter.BLOCK_BYTES)
+    store = BlobStore(tmp_path / "files")
+    with pytest.raises(ConnectionAbortedError):
+        await receive_file(
+            _in_odd_chunks(_multipart(data), fail_after=len(data) // 2),
+            MULTIPART_TYPE,
+            store,
+            max_bytes=len(data),
+        )
+    assert await _settled(tmp_path / "files") == []
+
+
+async def test_cap_reached_with_blocks_in_flight_leaves_nothing(tmp_path):
+    data = random.Random(10).randbytes(4 * BlobWriter.BLOCK_BYTES)
+    store = BlobStore(tmp_path / "files")
+    with pytest.raises(TooLarge):
+        await receive_file(
+            _in_odd_chunks(_multipart(data)),
+            MULTIPART_TYPE,
+            store,
+            max_bytes=3 * BlobWriter.BLOCK_BYTES + 5,
+        )
+    assert await _settled(tmp_path / "files") == []

@@ -87,6 +87,9 @@ def create_app(settings: Settings) -> FrontdeskApp:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,  # the protocols' document is built from their endpoints
+        # logging is the process's (app_from_env): Litestar's own config starts a queue
+        # listener thread per app, never stopped (a test suite made 1,500 of them)
+        logging_config=None,
         debug=False,
     )
     app.state.openapi = openapi.document(ENDPOINTS, "Frontdesk", __version__)

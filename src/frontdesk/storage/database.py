@@ -1,7 +1,8 @@
 """The database as the core sees it: units of work run through `read` or `write`.
 
 A unit of work is an async function taking a `Tx` first. On PostgreSQL it runs on an asyncpg
-connection inside a transaction. On SQLite it runs on the event loop inside the batch
+connection, its writes in one transaction, begun at its first write (or in one statement when
+they are all deferred, see Tx.defer). On SQLite it runs on the event loop inside the batch
 transaction of that loop iteration (group commit, see storage/sqlite.py), so it must await
 nothing but its `Tx`.
 """
