@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -110,3 +112,23 @@ async def test_postgresql_refuses_a_write_after_the_last_flush(client):
 
     with pytest.raises(AssertionError, match="after the unit's deferred writes committed"):
         await db_of(client).write(unit)
+
+
+async def test_a_unit_cancelled_mid_query_raises_cancelled_and_leaves_the_pool_whole(client):
+    """Its rollback may fail on the busy connection; the caller must still see the cancel
+    (a delivery worker that saw another error instead logged it and never stopped)."""
+    if db_of(client).dialect != "postgresql":
+        pytest.skip("SQLite units never wait on the server")
+    slow = Query(sa.select(sa.func.pg_sleep(5).label("slept")))
+
+    async def unit(tx: Tx) -> None:
+        await tx.one(INSERT_FORM, name="cancelled", now=utcnow())
+        await tx.one(slow)
+
+    running = asyncio.create_task(db_of(client).write(unit))
+    await asyncio.sleep(0.3)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
+    assert "cancelled" not in names

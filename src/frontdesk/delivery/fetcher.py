@@ -87,6 +87,9 @@ class AttachmentFetcher:
                 try:
                     started = await self.step()
                 except Exception:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # asked to stop: an error on the way out must not keep it going
                     log.exception("Attachment fetch step failed; will retry")
                     started = 0
                 if not started:

@@ -121,6 +121,9 @@ class DeliveryWorker:
                 try:
                     started = await self.step()
                 except Exception:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # asked to stop: an error on the way out must not keep it going
                     log.exception("Delivery step failed; will retry")
                     started = 0
                 if not started:
@@ -180,7 +183,10 @@ class DeliveryWorker:
         if self._finished and not self._sent.is_set():
             return
         try:
-            await asyncio.wait_for(self._sent.wait(), self.poll_seconds)
+            # (not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
+            # the event is set, and the worker would then never stop)
+            async with asyncio.timeout(self.poll_seconds):
+                await self._sent.wait()
         except TimeoutError:
             return
         self._sent.clear()

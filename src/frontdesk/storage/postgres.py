@@ -3,6 +3,7 @@ transaction (or in one statement, see PostgresTx)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -133,7 +134,12 @@ async def _run_unit(tx: PostgresTx, work: Work[P, T], /, *args: P.args, **kwargs
         result = await work(tx, *args, **kwargs)
         await tx.finish()
     except BaseException:
-        await tx.abandon()
+        # The unit's own error is what goes on, whatever the rollback does: a unit cancelled
+        # mid-query leaves the connection busy, its ROLLBACK fails, and that error in place
+        # of CancelledError made a cancelled worker log it and go on running. The pool's
+        # reset on release (_keep_session) rolls back, or the pool drops the connection.
+        with contextlib.suppress(Exception):
+            await tx.abandon()
         raise
     return result
 
