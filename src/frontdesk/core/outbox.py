@@ -167,15 +167,17 @@ INSERT_ATTEMPT = Query(
         response_excerpt=p("response_excerpt"),
     )
 )
+#: the row as the claim that made attempt `attempt` left it (a later claim moved attempts on)
+_THIS_CLAIM = (
+    deliveries.c.id == p("id"),
+    deliveries.c.status == SENDING,
+    deliveries.c.attempts == p("attempt"),
+)
 # Only the claim that made this attempt may settle it: a worker that outlived its lease finds
 # the row claimed again (attempts moved on) and changes nothing.
 FINISH = Query(
     sa.update(deliveries)
-    .where(
-        deliveries.c.id == p("id"),
-        deliveries.c.status == SENDING,
-        deliveries.c.attempts == p("attempt"),
-    )
+    .where(*_THIS_CLAIM)
     .values(
         status=p("status"),
         lease_until=None,
@@ -187,11 +189,7 @@ FINISH = Query(
 # A claimed row that was never sent (its worker stopped first) goes back as it was.
 RELEASE = Query(
     sa.update(deliveries)
-    .where(
-        deliveries.c.id == p("id"),
-        deliveries.c.status == SENDING,
-        deliveries.c.attempts == p("attempt"),
-    )
+    .where(*_THIS_CLAIM)
     .values(
         status=PENDING,
         attempts=deliveries.c.attempts - 1,

@@ -90,9 +90,11 @@ async def create_task(
     subject: str | None = None,
     responsible_id: int | None = None,
 ) -> int:
-    return await _insert_task(
+    task = insert_task_later(
         tx, form_id=form_id, account_ref=account_ref, subject=subject, responsible_id=responsible_id
     )
+    await tx.flush()
+    return int(task.value)
 
 
 async def create_authored_task(
@@ -104,27 +106,8 @@ async def create_authored_task(
     responsible_id: int | None = None,
 ) -> int:
     """A task an agent made (API v4): no extension account, the agent as its author."""
-    return await _insert_task(
-        tx, form_id=form_id, subject=subject, responsible_id=responsible_id, author_id=author_id
-    )
-
-
-async def _insert_task(
-    tx: Tx,
-    *,
-    form_id: int | None,
-    subject: str | None,
-    responsible_id: int | None,
-    account_ref: int | None = None,
-    author_id: int | None = None,
-) -> int:
     task = insert_task_later(
-        tx,
-        form_id=form_id,
-        account_ref=account_ref,
-        subject=subject,
-        responsible_id=responsible_id,
-        author_id=author_id,
+        tx, form_id=form_id, subject=subject, responsible_id=responsible_id, author_id=author_id
     )
     await tx.flush()
     return int(task.value)

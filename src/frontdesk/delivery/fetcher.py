@@ -21,6 +21,7 @@ from frontdesk.core import attachment_fetches
 from frontdesk.core.attachment_fetches import Fetch
 from frontdesk.core.clock import utcnow
 from frontdesk.delivery.http import Download, Outbound, OutboundError, OverLimit, Refused
+from frontdesk.delivery.steps import run_steps
 from frontdesk.errors import TooLarge
 from frontdesk.storage.blobs import BlobStore, BlobWriter
 from frontdesk.storage.database import Database
@@ -83,17 +84,7 @@ class AttachmentFetcher:
     async def run(self) -> None:
         """Fetch until cancelled; a failing database is logged and retried."""
         try:
-            while True:
-                try:
-                    started = await self.step()
-                except Exception:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise  # asked to stop: an error on the way out must not keep it going
-                    log.exception("Attachment fetch step failed; will retry")
-                    started = 0
-                if not started:
-                    await self._idle()
+            await run_steps(self.step, self._idle, log)
         finally:
             for task in list(self._in_flight):
                 task.cancel()

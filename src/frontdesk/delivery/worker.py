@@ -22,6 +22,7 @@ from frontdesk.core.clock import utcnow
 from frontdesk.core.outbox import Attempt, Claimed, Outcome
 from frontdesk.delivery.http import Answer, Outbound, OutboundError, Refused
 from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
+from frontdesk.delivery.steps import run_steps
 from frontdesk.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -117,17 +118,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Send until cancelled; a failing database is logged and retried."""
         try:
-            while True:
-                try:
-                    started = await self.step()
-                except Exception:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise  # asked to stop: an error on the way out must not keep it going
-                    log.exception("Delivery step failed; will retry")
-                    started = 0
-                if not started:
-                    await self._idle()
+            await run_steps(self.step, self._idle, log)
         finally:
             # (taken first: a cancelled send's callback would start the next one)
             unsent, self._ready = list(self._ready), collections.deque()
