@@ -26,6 +26,11 @@ RENAME_FORM = Query(
     .values(name=sa.bindparam("new"))
     .returning(tables.forms.c.id)
 )
+INSERT_TASK_ROW = Query(
+    sa.insert(tables.tasks)
+    .values(created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
+    .returning(tables.tasks.c.id)
+)
 FORM_NAMED = Query(sa.select(tables.forms.c.id).where(tables.forms.c.name == sa.bindparam("name")))
 
 
@@ -132,3 +137,18 @@ async def test_a_unit_cancelled_mid_query_raises_cancelled_and_leaves_the_pool_w
         await running
     names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
     assert "cancelled" not in names
+
+
+async def test_an_unchanged_field_value_is_not_written_again(client):
+    """A connector resends its mappings with every message: the same value changes no row."""
+    await make_connector(client)
+    field_id = (await rows(client, sa.select(tables.form_fields.c.id)))[0]["id"]
+
+    async def unit(tx: Tx) -> list[int]:
+        task = int((await tx.one(INSERT_TASK_ROW, now=tx.now))["id"])  # type: ignore[index]
+        return [
+            await tx.run(UPSERT_VALUE, task_id=task, field_id=field_id, value=value)
+            for value in ("v", "v", "w", "w")
+        ]
+
+    assert await db_of(client).write(unit) == [1, 0, 1, 0]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+
+from frontdesk.core.comments import Formatted, NewComment, add_comment_later
 
 from factories import (
     add_account,
     add_account_on_new_form,
     attachments_of,
     comments_of,
+    db_of,
     make_connector,
     set_enabled,
     task_of,
@@ -409,3 +413,27 @@ async def test_a_comment_marks_its_task_as_just_active(client):
     assert response.status_code == 200
     after = (await task_of(client, task_id))["updated_at"]
     assert after > before
+
+
+async def test_a_new_task_carries_its_first_comments_time(client):
+    """A unit's rows share one time: the task made with its first comment is not touched
+    again by it (the trigger updates a task only for a newer comment)."""
+    connector = await make_connector(client)
+    task_id = await new_task(client, connector, text="first")
+    task = await task_of(client, task_id)
+    (comment,) = await comments_of(client, task_id)
+    assert task["created_at"] == task["updated_at"] == comment["created_at"]
+
+
+async def test_an_older_comment_does_not_move_its_task_back(client):
+    connector = await make_connector(client)
+    task_id = await new_task(client, connector, text="first")
+    latest = (await task_of(client, task_id))["updated_at"]
+
+    async def backdated(tx):
+        tx.now = latest - timedelta(hours=1)
+        add_comment_later(tx, NewComment(task_id, Formatted("from the past")))
+        await tx.flush()
+
+    await db_of(client).write(backdated)
+    assert (await task_of(client, task_id))["updated_at"] == latest

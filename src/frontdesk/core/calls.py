@@ -18,7 +18,6 @@ from sqlalchemy import bindparam as p
 from frontdesk.core import tasks as task_store
 from frontdesk.core.call_context import call_context
 from frontdesk.core.channels import Routed, new_conversation, route
-from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import INTERNAL, Formatted, NewComment, add_comment, add_comment_later
 from frontdesk.core.extensions import Account, account_by_ref, ensure_enabled
 from frontdesk.core.files import AUDIO_EXTENSIONS, StoredFile
@@ -197,7 +196,7 @@ async def _new_call(
         from_number=call.from_number,
         to_number=call.to_number,
         internal_number=call.internal_number,
-        now=utcnow(),
+        now=tx.now,
     )
     add_comment_later(
         tx, NewComment(routed.task_id, Formatted(_call_text(call)), channel_id=routed.channel_id)
@@ -225,7 +224,7 @@ async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCa
         from_number=call.from_number,
         to_number=call.to_number,
         internal_number=call.internal_number,
-        now=utcnow(),
+        now=tx.now,
     )
     return _Landing(task_id, False, _responsible_in(existing))
 
@@ -331,6 +330,6 @@ async def attach_call_record(
     mapped = map_values(await load_form(tx, account.form_id), record.mappings)
     task_id = int(call["task_id"])
     await task_store.set_values(tx, task_id, mapped.values)
-    await tx.run(SET_RECORD, id=call["id"], file_id=file_id, now=utcnow())
+    await tx.run(SET_RECORD, id=call["id"], file_id=file_id, now=tx.now)
     await add_comment(tx, NewComment(task_id, Formatted("Call recording"), file_ids=[file_id]))
     return mapped.problems

@@ -17,7 +17,6 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.core import tasks as task_store
 from frontdesk.core.auth import ExtensionPrincipal
-from frontdesk.core.clock import utcnow
 from frontdesk.core.extensions import ACCOUNT_COLUMNS, Account, usable_account
 from frontdesk.core.users import Person
 from frontdesk.storage.sql import Deferred, Query, Row, Tx
@@ -233,6 +232,6 @@ def new_conversation(
         generation=generation,
         message_type=message_type,
         sender_name=sender_name,
-        now=utcnow(),
+        now=tx.now,
     )
     return Routed(task, channel, True, responsible)

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import files
-from frontdesk.core.clock import utcnow
 from frontdesk.core.html import sanitize, to_text
 from frontdesk.storage.sql import Deferred, Query, Tx
 from frontdesk.storage.tables import comments
@@ -93,7 +92,7 @@ def add_comment_later(tx: Tx, new: NewComment) -> Deferred:
         html=new.body.html,
         message_type=new.message_type,
         send_to_external_channel=new.send_to_external_channel,
-        now=utcnow(),
+        now=tx.now,
     )
     files.attach_later(tx, comment, new.file_ids)
     return comment

@@ -8,7 +8,6 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core.clock import utcnow
 from frontdesk.core.users import Person, get_person
 from frontdesk.storage.sql import Deferred, Query, Tx
 from frontdesk.storage.tables import task_values, tasks
@@ -60,7 +59,10 @@ SET_RESPONSIBLE = Query(
 UPSERT_VALUE = Query(
     sa.text(
         "INSERT INTO task_values (task_id, field_id, value) VALUES (:task_id, :field_id, :value) "
-        "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value"
+        "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value "
+        # an unchanged value is not written again (a connector resends its mappings with
+        # every message)
+        "WHERE task_values.value <> excluded.value"
     ).bindparams(
         sa.bindparam("task_id", type_=sa.BigInteger),
         sa.bindparam("field_id", type_=sa.BigInteger),
@@ -130,7 +132,7 @@ def insert_task_later(
         subject=subject,
         responsible_id=responsible_id,
         author_id=author_id,
-        now=utcnow(),
+        now=tx.now,
     )
 
 
@@ -140,11 +142,11 @@ async def get_task(tx: Tx, task_id: int) -> TaskRef | None:
 
 
 async def reopen(tx: Tx, task_id: int) -> None:
-    await tx.run(REOPEN, id=task_id, now=utcnow())
+    await tx.run(REOPEN, id=task_id, now=tx.now)
 
 
 async def close(tx: Tx, task_id: int) -> None:
-    await tx.run(CLOSE, id=task_id, now=utcnow())
+    await tx.run(CLOSE, id=task_id, now=tx.now)
 
 
 async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,7 @@ class PostgresTx:
     def __init__(self, conn: asyncpg.Connection, memo: dict[Any, Any], *, writing: bool) -> None:
         self._conn = conn
         self.memo = memo
+        self.now = datetime.now(UTC)
         self._writing = writing
         self._transaction: Transaction | None = None
         self._pending: list[Deferred] = []

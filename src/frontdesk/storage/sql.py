@@ -200,6 +200,9 @@ class Tx(Protocol):
     #: a process-local memo shared by every unit of work on this database, for rows that
     #: never change once written (forms); it lives as long as the Database object
     memo: dict[Any, Any]
+    #: the unit's time: the rows it writes carry one time, so that a task made with its first
+    #: comment is not touched again by it (trigger comments_touch_task, migration 0009)
+    now: datetime
 
     async def one(self, query: Query, /, **params: Any) -> Row | None: ...
 

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class SqliteTx:
     def __init__(self, conn: sqlite3.Connection, memo: dict[Any, Any]) -> None:
         self._conn = conn
         self.memo = memo
+        self.now = datetime.now(UTC)
 
     async def one(self, query: Query, /, **params: Any) -> Row | None:
         compiled = query.compiled("sqlite")
