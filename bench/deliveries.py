@@ -33,6 +33,7 @@ import msgspec
 import uvloop
 from aiohttp import web
 
+from frontdesk.app import tune_garbage_collector
 from frontdesk.core import extensions, forms, outbox
 from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     receiver.start()
     ready.wait(10)
+    tune_garbage_collector()  # the collector as `frontdesk worker` runs it (the ceiling's too)
     lines = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-deliveries-") as workdir:

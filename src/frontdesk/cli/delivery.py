@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from frontdesk.app import tune_garbage_collector
 from frontdesk.cli.output import CommandError, emit
 from frontdesk.core import extensions, files, outbox, replies
 from frontdesk.delivery.authorize import connect_account
@@ -91,6 +92,9 @@ def register_extension_show(extension_commands: Any) -> None:
 
 async def run_worker(_args: argparse.Namespace) -> None:
     async with database() as (settings, db), delivering(settings, db):
+        # as `frontdesk serve` does: with the collector untuned, full collections walking
+        # every long-lived object cost a sixth of the worker's CPU (bench/deliveries.py)
+        tune_garbage_collector()
         await asyncio.Event().wait()  # until interrupted
 
 
