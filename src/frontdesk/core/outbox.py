@@ -124,6 +124,11 @@ _CLAIMED_COLUMNS = (
     deliveries.c.extension_id,
     deliveries.c.attempts,
     deliveries.c.max_attempts,
+    # read at the claim: a rotated secret applies to what is still waiting
+    sa.select(extensions.c.secret)
+    .where(extensions.c.id == deliveries.c.extension_id)
+    .scalar_subquery()
+    .label("secret"),
 )
 _TAKE = {
     "status": SENDING,
@@ -132,17 +137,36 @@ _TAKE = {
     "lease_until": p("lease_until"),
     "next_attempt_at": p("lease_until"),
 }
-# One statement claims a batch. The WHERE is checked again on each row as it is locked, so
-# of two workers that read the same due rows, each row goes to one (PostgreSQL, READ
-# COMMITTED); SQLite has one writer at a time anyway.
+ABANDONED = "No outcome recorded for the last attempt (its worker stopped)"
+# A due row that is still 'sending' lost its worker mid-send (its lease ran out). When that
+# was its last attempt, nobody learned how it went: it is dead, not sent once more.
+_SPENT = sa.and_(deliveries.c.status == SENDING, deliveries.c.attempts >= p("max_attempts"))
+
+
+def _unless_spent(taken: Any, spent: Any) -> Any:
+    return sa.case((_SPENT, spent), else_=taken)
+
+
+# One statement claims a batch and buries the spent rows among it (RETURNING status tells
+# which is which), with the secret that signs each: a claim is one round trip. The WHERE is
+# checked again on each row as it is locked, so of two workers that read the same due rows,
+# each row goes to one (PostgreSQL, READ COMMITTED); SQLite has one writer at a time anyway.
 CLAIM_DUE = Query(
     sa.update(deliveries)
     .where(
         deliveries.c.id.in_(_due(deliveries.alias("due")).scalar_subquery()),
         _claimable(deliveries),
     )
-    .values(**_TAKE)
-    .returning(*_CLAIMED_COLUMNS)
+    .values(
+        {name: _unless_spent(taken, getattr(deliveries.c, name)) for name, taken in _TAKE.items()}
+        | {
+            "status": _unless_spent(SENDING, DEAD),
+            "lease_until": _unless_spent(p("lease_until"), None),
+            "finished_at": _unless_spent(deliveries.c.finished_at, p("now")),
+            "last_error": _unless_spent(deliveries.c.last_error, ABANDONED),
+        }
+    )
+    .returning(*_CLAIMED_COLUMNS, deliveries.c.status)
 )
 CLAIM = Query(
     sa.update(deliveries)
@@ -155,7 +179,6 @@ NEXT_DUE = Query(
         deliveries.c.status == PENDING
     )
 )
-SECRETS = Query(sa.select(extensions.c.id, extensions.c.secret))
 INSERT_ATTEMPT = Query(
     sa.insert(delivery_attempts).values(
         delivery_ref=p("delivery_ref"),
@@ -195,23 +218,6 @@ RELEASE = Query(
         attempts=deliveries.c.attempts - 1,
         lease_until=None,
         next_attempt_at=p("now"),
-    )
-)
-# A row whose worker died mid-send again and again (its lease ran out with no outcome) has
-# used its attempts without anyone learning how they went: it is dead, not sent once more.
-ABANDON = Query(
-    sa.update(deliveries)
-    .where(
-        # among the rows a claim would take now (the due query's plan: no scan of the table)
-        deliveries.c.id.in_(_due(deliveries.alias("due")).scalar_subquery()),
-        deliveries.c.status == SENDING,
-        deliveries.c.attempts >= p("max_attempts"),
-    )
-    .values(
-        status=DEAD,
-        lease_until=None,
-        finished_at=p("now"),
-        last_error="No outcome recorded for the last attempt (its worker stopped)",
     )
 )
 REDELIVER = Query(
@@ -322,7 +328,7 @@ async def claim(
         )
         if taken is not None:
             rows.append(taken)
-    return await _claimed(tx, rows)
+    return _claimed(rows)
 
 
 async def claim_due(
@@ -331,12 +337,11 @@ async def claim_due(
     """Take up to `limit` due deliveries (the head of each key) for `lease`; the worker's
     retry policy sets how many attempts they get."""
     now = utcnow()
-    await tx.run(ABANDON, now=now, limit=limit, max_attempts=max_attempts)
-    rows = await tx.all(
+    rows = await tx.all_alone(
         CLAIM_DUE, now=now, limit=limit, lease_until=now + lease, max_attempts=max_attempts
     )
     rows.sort(key=lambda row: row["id"])
-    return await _claimed(tx, rows)
+    return _claimed([row for row in rows if row["status"] == SENDING])
 
 
 async def next_due(tx: Tx) -> datetime | None:
@@ -345,12 +350,7 @@ async def next_due(tx: Tx) -> datetime | None:
     return None if row is None else row["due"]
 
 
-async def _claimed(tx: Tx, rows: list[Row]) -> list[Claimed]:
-    """The rows, with the current secret of the extension that signs each (read now: a
-    rotated secret applies to what is still waiting)."""
-    secrets: dict[int, str] = {}
-    if any(row["extension_id"] is not None for row in rows):
-        secrets = {row["id"]: row["secret"] for row in await tx.all(SECRETS)}
+def _claimed(rows: list[Row]) -> list[Claimed]:
     return [
         Claimed(
             id=row["id"],
@@ -359,7 +359,7 @@ async def _claimed(tx: Tx, rows: list[Row]) -> list[Claimed]:
             url=row["url"],
             content_type=row["content_type"],
             body=row["body"].encode(),
-            secret=secrets.get(row["extension_id"]),
+            secret=row["secret"],
             attempt=row["attempts"],
             max_attempts=row["max_attempts"],
         )

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: after a send finishes, how long the worker waits for others before settling them together
 SETTLE_WINDOW_SECONDS = 0.002
+#: rows in hand (sending or claimed to send next) per slot
+AHEAD = 4
 #: a Retry-After longer than this is taken as this (a typo must not park a channel for days)
 MAX_RETRY_AFTER = 3600.0
 
@@ -83,12 +85,13 @@ def request_headers(claimed: Claimed) -> dict[str, str]:
 
 
 class DeliveryWorker:
-    """Each step settles the sends that finished (one batched write), then claims what is
-    due (one statement) and starts sending it.
+    """Each step settles the sends that finished (one batched write, in the background),
+    then claims what is due (one statement) and starts sending it.
 
-    It claims a round ahead of its free slots: a finished send is followed at once by one
-    claimed before, instead of waiting for the next claim's round trips (on PostgreSQL the
-    slots stood empty half the time). What was claimed and not sent is given back on stop.
+    It claims three rounds ahead of its free slots: a finished send is followed at once by
+    one claimed before, instead of waiting for the next claim's round trip (on PostgreSQL
+    the slots stood empty half the time with none ahead, a third with one round: 5.1k
+    against 5.7k deliveries/s). What was claimed and not sent is given back on stop.
     """
 
     def __init__(
@@ -111,6 +114,11 @@ class DeliveryWorker:
         #: claimed, waiting for a free slot
         self._ready: collections.deque[Claimed] = collections.deque()
         self._finished: list[Outcome] = []
+        #: the settle under way: claims do not wait for it (on PostgreSQL its round trips and
+        #: commit held each claim up, and the slots ran dry); one at a time
+        self._settling: asyncio.Task[None] | None = None
+        #: the last claim took all it asked for: more is probably due, no need to look first
+        self._more_due = False
         self._refill_at = max(1, concurrency // 4)
         #: set whenever a send finishes
         self._sent = asyncio.Event()
@@ -124,7 +132,7 @@ class DeliveryWorker:
             unsent, self._ready = list(self._ready), collections.deque()
             await self._cancel_in_flight()
             await self._release(unsent)
-            await self._settle()
+            await self._settle_all()
 
     async def step(self) -> int:
         """Settle, then claim and start; returns how many sends started.
@@ -133,12 +141,14 @@ class DeliveryWorker:
         statement, and claiming one row per finished send would cost one per delivery."""
         await self._settle()
         in_hand = len(self._in_flight) + len(self._ready)
-        free = 2 * self.concurrency - in_hand
+        free = AHEAD * self.concurrency - in_hand
         if free <= 0 or (in_hand and free < self._refill_at):
             return 0
-        if not await self.db.read(outbox.due_ids, 1):  # idle polls write nothing
+        # idle polls write nothing: a claim is a write (a transaction; SQLite's write lock)
+        if not self._more_due and not await self.db.read(outbox.due_ids, 1):
             return 0
         claimed = await self.db.write(outbox.claim_due, free, self.lease, self.policy.max_attempts)
+        self._more_due = len(claimed) == free
         self._ready.extend(claimed)
         self._start_ready()
         return len(claimed)
@@ -154,7 +164,9 @@ class DeliveryWorker:
         (tests, benchmarks; a retry scheduled further out is left pending)."""
         async with asyncio.timeout(timeout):
             while True:
-                if await self.step() or self._in_flight or self._finished or self._ready:
+                # (a bool taken now: the collections themselves empty while the step runs)
+                busy = bool(self._in_flight or self._finished or self._ready or self._settling)
+                if await self.step() or busy:
                     await self._idle()
                     continue
                 due = await self.db.read(outbox.next_due)
@@ -171,8 +183,8 @@ class DeliveryWorker:
         """Until a send finishes (it may free a chat's next message) or the poll interval
         passes. (One event, not asyncio.wait on every task in flight: that adds and removes
         a callback on each of them per wake-up.)"""
-        if self._finished and not self._sent.is_set():
-            return
+        if self._finished and self._settling is None and not self._sent.is_set():
+            return  # outcomes to settle now
         try:
             # (not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
             # the event is set, and the worker would then never stop)
@@ -186,13 +198,28 @@ class DeliveryWorker:
             await asyncio.sleep(SETTLE_WINDOW_SECONDS)
 
     async def _settle(self) -> None:
-        if not self._finished:
+        """Start recording what finished; what finishes meanwhile waits for the next settle."""
+        if not self._finished or self._settling is not None:
             return
         batch, self._finished = self._finished, []
+        self._settling = asyncio.create_task(self._record(batch))
+
+    async def _record(self, batch: list[Outcome]) -> None:
         try:
             await self.db.write(outbox.record_outcomes, batch)
         except Exception:  # their leases run out and they are sent again: at least once
             log.exception("Recording %d delivery outcomes failed", len(batch))
+        finally:
+            self._settling = None
+            self._sent.set()  # the loop may go on: these channels may have their next due
+
+    async def _settle_all(self) -> None:
+        """On stop: the settle under way, then what finished since."""
+        if self._settling is not None:
+            await asyncio.wait([self._settling])
+        if self._finished:
+            batch, self._finished = self._finished, []
+            await self._record(batch)
 
     async def _send(self, claimed: Claimed) -> None:
         try:

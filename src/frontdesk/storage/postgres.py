@@ -65,6 +65,13 @@ class PostgresTx:
         records = await self._conn.fetch(compiled.sql, *compiled.args(params))
         return [compiled.row(record.values()) for record in records]
 
+    async def all_alone(self, query: Query, /, **params: Any) -> list[Row]:
+        assert self._transaction is None and not self._pending, "not the unit's only statement"
+        self._sealed = True
+        compiled = query.compiled("postgresql")
+        records = await self._conn.fetch(compiled.sql, *compiled.args(params))
+        return [compiled.row(record.values()) for record in records]
+
     async def run(self, query: Query, /, **params: Any) -> int:
         await self._ready(query)
         compiled = query.compiled("postgresql")

@@ -93,6 +93,9 @@ class SqliteTx:
         cursor = self._conn.execute(compiled.sql, compiled.args(params))
         return [compiled.row(values) for values in cursor.fetchall()]
 
+    async def all_alone(self, query: Query, /, **params: Any) -> list[Row]:
+        return await self.all(query, **params)
+
     async def run(self, query: Query, /, **params: Any) -> int:
         compiled = query.compiled("sqlite")
         return self._conn.execute(compiled.sql, compiled.args(params)).rowcount
