@@ -152,3 +152,24 @@ async def test_an_unchanged_field_value_is_not_written_again(client):
         ]
 
     assert await db_of(client).write(unit) == [1, 0, 1, 0]
+
+
+async def test_a_lone_write_returns_its_rows_and_ends_the_unit(client):
+    """all_alone: the unit's one statement (on PostgreSQL without BEGIN/COMMIT)."""
+
+    async def unit(tx: Tx) -> list[str]:
+        made = await tx.all_alone(INSERT_FORM, name="alone", now=utcnow())
+        return [str(row["name"]) for row in made]
+
+    assert await db_of(client).write(unit) == ["alone"]
+    names = [row["name"] for row in await rows(client, sa.select(tables.forms.c.name))]
+    assert "alone" in names
+    if db_of(client).dialect != "postgresql":
+        return
+
+    async def writes_after(tx: Tx) -> None:
+        await tx.all_alone(INSERT_FORM, name="first", now=utcnow())
+        tx.defer(INSERT_FORM, name="second", now=utcnow())
+
+    with pytest.raises(AssertionError, match="after the unit's deferred writes committed"):
+        await db_of(client).write(writes_after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
@@ -55,20 +56,42 @@ CLOSE = Query(
 SET_RESPONSIBLE = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(responsible_id=p("user_id"))
 )
-# The same ON CONFLICT spelling works on SQLite (>= 3.24) and PostgreSQL.
+# The same ON CONFLICT spelling works on SQLite (>= 3.24) and PostgreSQL. An unchanged value
+# is not written again (a connector resends its mappings with every message).
+_UPSERT_TAIL = (
+    "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value "
+    "WHERE task_values.value <> excluded.value"
+)
 UPSERT_VALUE = Query(
     sa.text(
         "INSERT INTO task_values (task_id, field_id, value) VALUES (:task_id, :field_id, :value) "
-        "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value "
-        # an unchanged value is not written again (a connector resends its mappings with
-        # every message)
-        "WHERE task_values.value <> excluded.value"
+        + _UPSERT_TAIL
     ).bindparams(
         sa.bindparam("task_id", type_=sa.BigInteger),
         sa.bindparam("field_id", type_=sa.BigInteger),
         sa.bindparam("value", type_=sa.Text),
     )
 )
+#: UPSERT_VALUE for n values of one task in one statement, by n (made once each)
+_UPSERT_VALUES: dict[int, Query] = {}
+
+
+def _upsert_values(count: int) -> Query:
+    found = _UPSERT_VALUES.get(count)
+    if found is None:
+        rows = ", ".join(f"(:task_id, :field_id_{n}, :value_{n})" for n in range(count))
+        found = _UPSERT_VALUES[count] = Query(
+            sa.text(
+                f"INSERT INTO task_values (task_id, field_id, value) VALUES {rows} " + _UPSERT_TAIL
+            ).bindparams(
+                sa.bindparam("task_id", type_=sa.BigInteger),
+                *(sa.bindparam(f"field_id_{n}", type_=sa.BigInteger) for n in range(count)),
+                *(sa.bindparam(f"value_{n}", type_=sa.Text) for n in range(count)),
+            )
+        )
+    return found
+
+
 CLEAR_VALUE = Query(
     sa.delete(task_values).where(
         task_values.c.task_id == p("task_id"), task_values.c.field_id == p("field_id")
@@ -159,9 +182,13 @@ async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
 
 
 def set_values_later(tx: Tx, task_id: int | Deferred, values: dict[int, str]) -> None:
-    """`set_values` as deferred writes: nothing else in the batch may write these values."""
-    for field_id, value in values.items():
-        tx.defer(UPSERT_VALUE, task_id=task_id, field_id=field_id, value=value)
+    """`set_values` as one deferred write: nothing else in the batch may write these values."""
+    if values:
+        params: dict[str, Any] = {"task_id": task_id}
+        for n, (field_id, value) in enumerate(values.items()):
+            params[f"field_id_{n}"] = field_id
+            params[f"value_{n}"] = value
+        tx.defer(_upsert_values(len(values)), **params)
 
 
 async def clear_values(tx: Tx, task_id: int, field_ids: list[int]) -> None:

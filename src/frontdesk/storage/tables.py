@@ -175,8 +175,27 @@ channels = sa.Table(
     #: first messages of one conversation claim the same number, and a unique index lets one
     #: of them have it (core.channels, core.planfix_chat)
     sa.Column("chat_generation", sa.Integer()),
-    sa.Index(None, "account_ref", "kind", "key", "chat_generation", unique=True),
-    sa.Index(None, "planfix_ref", "key", "chat_generation", unique=True),
+    # Partial: a Pyrus channel has no Planfix integration and a Planfix chat no extension
+    # account, and an index entry for NULL is a write that no lookup reads (migration 0010)
+    sa.Index(
+        None,
+        "account_ref",
+        "kind",
+        "key",
+        "chat_generation",
+        unique=True,
+        sqlite_where=sa.text("account_ref IS NOT NULL"),
+        postgresql_where=sa.text("account_ref IS NOT NULL"),
+    ),
+    sa.Index(
+        None,
+        "planfix_ref",
+        "key",
+        "chat_generation",
+        unique=True,
+        sqlite_where=sa.text("planfix_ref IS NOT NULL"),
+        postgresql_where=sa.text("planfix_ref IS NOT NULL"),
+    ),
 )
 
 # A new comment sets its task's updated_at: trigger comments_touch_task (migration 0002).
@@ -246,8 +265,14 @@ calls = sa.Table(
     sa.UniqueConstraint("account_ref", "external_id"),
     sa.Index(None, "account_ref", "from_number", "to_number"),
     sa.Index(None, "task_id"),
-    # the file sweep and v4 file visibility look calls up by their recording
-    sa.Index(None, "record_file_id"),
+    # the file sweep and v4 file visibility look calls up by their recording (partial: most
+    # calls have none)
+    sa.Index(
+        None,
+        "record_file_id",
+        sqlite_where=sa.text("record_file_id IS NOT NULL"),
+        postgresql_where=sa.text("record_file_id IS NOT NULL"),
+    ),
 )
 
 
