@@ -187,7 +187,11 @@ class PostgresPool:
 
         # The same pool settings as Frontdesk's PostgresDatabase (storage/postgres.py).
         self.pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=8, statement_cache_size=512
+            self.dsn,
+            min_size=1,
+            max_size=8,
+            statement_cache_size=512,
+            server_settings={"plan_cache_mode": "force_generic_plan"},
         )
 
     async def insert(self, row: Params) -> int:

@@ -169,6 +169,12 @@ class PostgresDatabase:
             max_size=self.pool_size,
             statement_cache_size=512,
             reset=_keep_session,
+            # Every statement is prepared once per connection and run with a fresh set of
+            # values: PostgreSQL's default planned most of them again on every run (a custom
+            # plan each time). Our statements are point lookups and inserts whose best plan
+            # does not depend on the values; planned once, the server's CPU per request fell
+            # by 10-20% (getmessage 377 -> 313 us, a new call 567 -> 508 us).
+            server_settings={"plan_cache_mode": "force_generic_plan"},
         )
 
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
