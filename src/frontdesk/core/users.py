@@ -57,9 +57,6 @@ USER_BY_ID = Query(sa.select(*_PERSON).where(users.c.id == p("id")))
 _MEMBER = (*_PERSON, users.c.email)
 MEMBERS = Query(sa.select(*_MEMBER).order_by(users.c.id))
 MEMBER_BY_ID = Query(sa.select(*_MEMBER).where(users.c.id == p("id")))
-USER_BY_PHONE = Query(
-    sa.select(*_PERSON).where(users.c.phone_digits == p("digits")).order_by(users.c.id).limit(1)
-)
 INSERT_USER = Query(
     sa.insert(users)
     .values(
@@ -133,14 +130,6 @@ async def get_member(tx: Tx, user_id: int) -> Member:
     if row is None:
         raise NotFound(f"No member {user_id}")
     return _member(row)
-
-
-async def find_by_work_phone(tx: Tx, number: str | None) -> Person | None:
-    digits = phone_digits(number)
-    if digits is None:
-        return None
-    row = await tx.one(USER_BY_PHONE, digits=digits)
-    return None if row is None else _person(row)
 
 
 ROTATE_KEY = Query(
