@@ -11,7 +11,7 @@ from aiopyrus.utils.crypto import verify_webhook_signature
 
 from frontdesk.core import outbox
 from frontdesk.delivery.http import Outbound
-from frontdesk.delivery.signing import pyrus_signature
+from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
 from receivers import Script
 
@@ -308,3 +308,24 @@ async def test_a_stopped_worker_gives_back_what_it_claimed_and_did_not_send(
     assert {s["status"] for s in shown if s["attempts"] == 0} == {"pending"}
     await make_worker(client, outbound).drain()
     assert {(await show(client, row))["status"] for row in given_back} == {"sent"}
+
+
+async def test_a_claimed_row_that_waits_past_its_lease_margin_is_given_back_not_sent_twice(
+    client, receiver
+):
+    """Rows are claimed ahead of their turn; one whose lease could no longer cover an attempt
+    goes back instead of out (a lease ending mid-send let another claim send it again)."""
+    receiver.answer(*[Script(200, delay=0.3)] * 12)
+    rows = [await enqueue(client, receiver.url + "/hook", key=f"chat:{n}") for n in range(4)]
+    slow = Outbound(connect_timeout=0.1, read_timeout=0.5, allow_private=True)
+    try:
+        # the lease covers one attempt (0.6 s) and 0.2 s of waiting, not three sends' 0.9 s
+        worker = make_worker(client, slow, concurrency=1, lease=timedelta(seconds=0.8))
+        await worker.drain(timeout=20)
+    finally:
+        await slow.close()
+    sent = receiver.header_values(DELIVERY_ID_HEADER)
+    assert sorted(sent) == sorted({s for s in sent}), f"a delivery went out twice: {sent}"
+    shown = [await show(client, row) for row in rows]
+    assert {s["status"] for s in shown} == {"sent"}
+    assert len(sent) == 4

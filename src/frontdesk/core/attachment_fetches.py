@@ -67,11 +67,18 @@ INSERT = Query(
 )
 
 
+def _status_is(table: Any, status: str) -> sa.ColumnElement[bool]:
+    """Spelled with a literal: PostgreSQL plans a statement once (storage/postgres.py), and a
+    plan made for an unknown status scanned every finished fetch instead of the index."""
+    found: sa.ColumnElement[bool] = table.c.status == sa.literal_column(f"'{status}'")
+    return found
+
+
 def _claimable(table: Any) -> sa.ColumnElement[bool]:
     """Waiting, or held by a fetcher whose lease ran out (it died mid-download)."""
     return sa.or_(
-        table.c.status == PENDING,
-        sa.and_(table.c.status == FETCHING, table.c.lease_until < p("now")),
+        _status_is(table, PENDING),
+        sa.and_(_status_is(table, FETCHING), table.c.lease_until < p("now")),
     )
 
 
@@ -105,7 +112,7 @@ CLAIM_DUE = Query(
 )
 NEXT_DUE = Query(
     sa.select(sa.func.min(attachment_fetches.c.next_attempt_at).label("due")).where(
-        attachment_fetches.c.status == PENDING
+        _status_is(attachment_fetches, PENDING)
     )
 )
 _HELD = (attachment_fetches.c.id == p("id"), attachment_fetches.c.status == FETCHING)

@@ -18,7 +18,6 @@ from sqlalchemy import bindparam as p
 from frontdesk.core import attachment_fetches, planfix, users
 from frontdesk.core import tasks as task_store
 from frontdesk.core.attachment_fetches import RemoteFile
-from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import INBOUND, OUTBOUND, Formatted, NewComment, add_comment_later
 from frontdesk.core.contacts import CONTACT_COLUMNS, Contact, keep_contact
 from frontdesk.core.field_values import normalize
@@ -181,7 +180,7 @@ def _new_chat_task(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int 
         "generation": (chat["chat_generation"] or 0) + 1,
         "message_type": message.channel,
         "sender_name": name[:SENDER_NAME_LENGTH] if name else None,
-        "now": utcnow(),
+        "now": tx.now,
     }
     task = task_store.insert_task_later(
         tx, form_id=chat["form_id"], subject=_subject(message), responsible_id=None

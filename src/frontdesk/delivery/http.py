@@ -129,6 +129,11 @@ class Outbound:
         self._session: aiohttp.ClientSession | None = None
         self._checked: set[str] = set()
 
+    @property
+    def time_limit(self) -> float:
+        """The longest a request may take, connecting included (seconds)."""
+        return float(self._timeout.total or 0)
+
     def _session_now(self) -> aiohttp.ClientSession:
         # made lazily, on the loop that uses it
         if self._session is None:

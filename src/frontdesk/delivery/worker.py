@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,8 +113,10 @@ class DeliveryWorker:
         self.poll_seconds = poll_seconds
         self.lease = lease
         self._in_flight: set[asyncio.Task[None]] = set()
-        #: claimed, waiting for a free slot
-        self._ready: collections.deque[Claimed] = collections.deque()
+        #: claimed, waiting for a free slot: (the row, the loop time by which it must start)
+        self._ready: collections.deque[tuple[Claimed, float]] = collections.deque()
+        #: claimed rows that waited too long to start: given back at the next step
+        self._stale: list[Claimed] = []
         self._finished: list[Outcome] = []
         #: the settle under way: claims do not wait for it (on PostgreSQL its round trips and
         #: commit held each claim up, and the slots ran dry); one at a time
@@ -129,7 +133,8 @@ class DeliveryWorker:
             await run_steps(self.step, self._idle, log)
         finally:
             # (taken first: a cancelled send's callback would start the next one)
-            unsent, self._ready = list(self._ready), collections.deque()
+            unsent = self._stale + [claimed for claimed, _ in self._ready]
+            self._ready, self._stale = collections.deque(), []
             await self._cancel_in_flight()
             await self._release(unsent)
             await self._settle_all()
@@ -140,6 +145,9 @@ class DeliveryWorker:
         While busy it claims only once a quarter of the slots is free: each claim is a
         statement, and claiming one row per finished send would cost one per delivery."""
         await self._settle()
+        if self._stale:
+            stale, self._stale = self._stale, []
+            await self._release(stale)
         in_hand = len(self._in_flight) + len(self._ready)
         free = AHEAD * self.concurrency - in_hand
         if free <= 0 or (in_hand and free < self._refill_at):
@@ -147,15 +155,42 @@ class DeliveryWorker:
         # idle polls write nothing: a claim is a write (a transaction; SQLite's write lock)
         if not self._more_due and not await self.db.read(outbox.due_ids, 1):
             return 0
-        claimed = await self.db.write(outbox.claim_due, free, self.lease, self.policy.max_attempts)
+        claimed = await self._claim(free)
         self._more_due = len(claimed) == free
-        self._ready.extend(claimed)
+        # A row waits its turn on its lease: it must start while the lease still covers a
+        # whole attempt, or its lease could end mid-send and another claim send it again.
+        start_by = asyncio.get_running_loop().time() + self._waiting_allowed()
+        self._ready.extend((row, start_by) for row in claimed)
         self._start_ready()
         return len(claimed)
 
+    def _waiting_allowed(self) -> float:
+        """How long a claimed row may wait for a slot: the lease's margin over an attempt.
+        (A lease shorter than an attempt, as tests use, protects nothing by waiting less.)"""
+        margin = self.lease.total_seconds() - self.outbound.time_limit
+        return margin if margin > 0 else math.inf
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        claiming = asyncio.ensure_future(
+            self.db.write(outbox.claim_due, limit, self.lease, self.policy.max_attempts)
+        )
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # Stopped mid-claim: the claim (one statement, committed on its own) may have
+            # taken rows all the same; they go back with the rest (see run)
+            with contextlib.suppress(Exception):
+                self._stale.extend(await claiming)
+            raise
+
     def _start_ready(self) -> None:
+        now = asyncio.get_running_loop().time()
         while self._ready and len(self._in_flight) < self.concurrency:
-            task = asyncio.create_task(self._send(self._ready.popleft()))
+            claimed, start_by = self._ready.popleft()
+            if now > start_by:
+                self._stale.append(claimed)
+                continue
+            task = asyncio.create_task(self._send(claimed))
             self._in_flight.add(task)
             task.add_done_callback(self._on_sent)
 
@@ -164,8 +199,7 @@ class DeliveryWorker:
         (tests, benchmarks; a retry scheduled further out is left pending)."""
         async with asyncio.timeout(timeout):
             while True:
-                # (a bool taken now: the collections themselves empty while the step runs)
-                busy = bool(self._in_flight or self._finished or self._ready or self._settling)
+                busy = self._busy()  # (taken now: what it looks at empties while stepping)
                 if await self.step() or busy:
                     await self._idle()
                     continue
@@ -173,6 +207,11 @@ class DeliveryWorker:
                 if due is None or due > utcnow() + timedelta(seconds=horizon):
                     return
                 await asyncio.sleep(min(self.poll_seconds, 0.05))
+
+    def _busy(self) -> bool:
+        return bool(
+            self._in_flight or self._finished or self._ready or self._settling or self._stale
+        )
 
     def _on_sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

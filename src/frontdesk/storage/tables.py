@@ -198,7 +198,8 @@ channels = sa.Table(
     ),
 )
 
-# A new comment sets its task's updated_at: trigger comments_touch_task (migration 0002).
+# A new comment sets its task's updated_at when newer: trigger comments_touch_task (migrations
+# 0002, 0009).
 comments = sa.Table(
     "comments",
     metadata,
