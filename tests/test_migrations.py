@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from frontdesk.storage.migrate import run_with_connection, upgrade
+from conftest import ENGINES, PG_URL
+from frontdesk.storage.database import postgres_dsn
+from frontdesk.storage.migrate import downgrade, run_with_connection, upgrade
 from frontdesk.storage.tables import metadata
 
 
@@ -37,3 +44,34 @@ async def test_the_check_notices_drift(tmp_path):
     await run_with_connection(url, _drop_a_column)
     differences = await run_with_connection(url, _differences)
     assert any("work_phone" in repr(diff) for diff in differences)
+
+
+@pytest.fixture(params=ENGINES)
+async def blank_database_url(request, tmp_path):
+    """A database of its own, empty: migrations go down and up on it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    name = f"frontdesk_test_blank_{os.getpid()}"
+    admin_url = postgres_dsn(PG_URL)
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _table_names(connection):
+    return set(sa.inspect(connection).get_table_names()) - {"alembic_version"}
+
+
+async def test_every_migration_goes_down_and_up_again(blank_database_url):
+    url = blank_database_url
+    await upgrade(url)
+    await downgrade(url, "base")
+    assert await run_with_connection(url, _table_names) == set()
+    await upgrade(url)
+    assert await run_with_connection(url, _differences) == []

@@ -39,6 +39,15 @@ async def upgrade(url: str, revision: str = "head") -> None:
     await run_with_connection(url, _upgrade, revision)
 
 
+def _downgrade(connection: sa.Connection, revision: str) -> None:
+    command.downgrade(alembic_config(connection), revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    """Take the database at `url` back to `revision` ("base": no tables)."""
+    await run_with_connection(url, _downgrade, revision)
+
+
 async def run_with_connection(url: str, fn: Any, *args: Any) -> Any:
     """Call fn(sync_connection, *args) in a transaction on the database at `url`."""
     if is_sqlite(url):
