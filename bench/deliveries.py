@@ -34,7 +34,7 @@ import uvloop
 from aiohttp import web
 
 from frontdesk.app import tune_garbage_collector
-from frontdesk.core import extensions, forms, outbox
+from frontdesk.core import extensions, forms, outbox, outbox_admin
 from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
 from frontdesk.storage import migrate
@@ -149,7 +149,7 @@ async def _worker_run(db: Database, count: int) -> float:
     finally:
         await outbound.close()
     elapsed = time.perf_counter() - started
-    sent = await db.read(outbox.list_deliveries, "sent", count + 1)
+    sent = await db.read(outbox_admin.list_deliveries, "sent", count + 1)
     if len(sent) != count:
         raise SystemExit(f"!!! RUN FAILED: {len(sent)} of {count} deliveries sent")
     return count / elapsed

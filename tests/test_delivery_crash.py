@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import httpx
 
-from frontdesk.core import auth, extensions, forms, outbox
+from frontdesk.core import auth, extensions, forms, outbox_admin
 from frontdesk.storage.database import open_database
 from receivers import Receiver, Script
 
@@ -89,7 +89,7 @@ async def test_kill_9_mid_delivery_loses_nothing(database_url, tmp_path):
 
     db = await open_database(database_url)
     try:
-        rows = await db.read(outbox.list_deliveries)
+        rows = await db.read(outbox_admin.list_deliveries)
     finally:
         await db.close()
     assert len(rows) == SLOW_CHATS + DOWN_CHATS

@@ -8,7 +8,7 @@ import json
 import pytest
 from aiopyrus.utils.crypto import verify_webhook_signature
 
-from frontdesk.core import extension_hooks, extensions, outbox
+from frontdesk.core import extension_hooks, extensions, outbox_admin
 from frontdesk.delivery.authorize import AuthorizeFailed, connect_account
 from frontdesk.delivery.pulse import pulse_all
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
@@ -82,7 +82,7 @@ async def test_plain_comment_and_extension_without_url_send_nothing(client, rece
     for connector, send in ((with_url, False), (without_url, True)):
         task_id = await chat_task(client, connector)
         await comment_in_chat(client, connector, task_id, "note", send=send)
-    assert await db_of(client).read(outbox.list_deliveries) == []
+    assert await db_of(client).read(outbox_admin.list_deliveries) == []
 
 
 async def test_messages_of_one_chat_arrive_in_order(client, receiver, outbound):

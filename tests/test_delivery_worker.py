@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from aiopyrus.utils.crypto import verify_webhook_signature
 
-from frontdesk.core import outbox
+from frontdesk.core import outbox, outbox_admin
 from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
@@ -34,7 +34,7 @@ async def enqueue(client, url, body=b'{"a":1}', key="channel:1", extension_id=No
 
 
 async def show(client, row_id):
-    return await db_of(client).read(outbox.show_delivery, row_id)
+    return await db_of(client).read(outbox_admin.show_delivery, row_id)
 
 
 def test_signature_matches_the_spec_vectors():
@@ -168,7 +168,7 @@ async def test_redeliver_sends_a_dead_delivery_again_with_the_same_id(client, re
     worker = make_worker(client, outbound)
     await worker.drain()
     assert (await show(client, row))["status"] == "dead"
-    assert await db_of(client).write(outbox.redeliver, [row]) == [row]
+    assert await db_of(client).write(outbox_admin.redeliver, [row]) == [row]
     await worker.drain()
     shown = await show(client, row)
     assert shown["status"] == "sent"

@@ -12,7 +12,7 @@ from typing import Any
 
 from frontdesk.app import tune_garbage_collector
 from frontdesk.cli.output import CommandError, emit
-from frontdesk.core import extensions, files, outbox, replies
+from frontdesk.core import extensions, files, outbox, outbox_admin, replies
 from frontdesk.delivery.authorize import connect_account
 from frontdesk.delivery.service import delivering, outbound_from
 from frontdesk.settings import Settings
@@ -104,7 +104,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 async def deliveries_list(args: argparse.Namespace) -> None:
     async with database() as (_settings, db):
-        rows = await db.read(outbox.list_deliveries, args.status, args.limit)
+        rows = await db.read(outbox_admin.list_deliveries, args.status, args.limit)
     if args.json:
         emit({"deliveries": [_jsonable(row) for row in rows]}, True)
         return
@@ -118,14 +118,14 @@ async def deliveries_list(args: argparse.Namespace) -> None:
 
 async def deliveries_show(args: argparse.Namespace) -> None:
     async with database() as (_settings, db):
-        shown = await db.read(outbox.show_delivery, args.delivery)
+        shown = await db.read(outbox_admin.show_delivery, args.delivery)
     shown["attempt_log"] = [_jsonable(attempt) for attempt in shown["attempt_log"]]
     emit(_jsonable(shown), args.json)
 
 
 async def deliveries_redeliver(args: argparse.Namespace) -> None:
     async with database() as (_settings, db):
-        done = await db.write(outbox.redeliver, args.deliveries)
+        done = await db.write(outbox_admin.redeliver, args.deliveries)
     emit({"redelivered": done}, args.json)
 
 

@@ -28,7 +28,6 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.core import outbox_settle
 from frontdesk.core.clock import utcnow
-from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import deliveries, delivery_attempts, extensions
 
@@ -222,52 +221,6 @@ RELEASE = Query(
         next_attempt_at=p("now"),
     )
 )
-REDELIVER = Query(
-    sa.update(deliveries)
-    .where(
-        deliveries.c.id == p("id"), sa.or_(deliveries.c.status == DEAD, deliveries.c.status == SENT)
-    )
-    .values(
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=p("now"),
-        lease_until=None,
-        finished_at=None,
-        last_error=None,
-    )
-)
-_LISTED = (
-    deliveries.c.id,
-    deliveries.c.delivery_id,
-    deliveries.c.kind,
-    deliveries.c.url,
-    deliveries.c.status,
-    deliveries.c.attempts,
-    deliveries.c.max_attempts,
-    deliveries.c.next_attempt_at,
-    deliveries.c.last_error,
-    deliveries.c.created_at,
-    deliveries.c.finished_at,
-)
-LIST_ALL = Query(sa.select(*_LISTED).order_by(deliveries.c.id.desc()).limit(p("limit")))
-LIST_BY_STATUS = Query(
-    sa.select(*_LISTED)
-    .where(deliveries.c.status == p("status"))
-    .order_by(deliveries.c.id.desc())
-    .limit(p("limit"))
-)
-ONE = Query(
-    sa.select(
-        *_LISTED, deliveries.c.content_type, deliveries.c.body, deliveries.c.ordering_key
-    ).where(deliveries.c.id == p("id"))
-)
-ATTEMPTS = Query(
-    sa.select(delivery_attempts)
-    .where(delivery_attempts.c.delivery_ref == p("id"))
-    .order_by(delivery_attempts.c.attempt, delivery_attempts.c.id)
-)
-
-
 #: deliveries.ordering_key's length
 ORDERING_KEY_LENGTH = 200
 
@@ -451,35 +404,3 @@ async def record_attempt(
 
 def _clip(text: str | None, limit: int) -> str | None:
     return None if text is None else text[:limit]
-
-
-async def redeliver(tx: Tx, ids: Sequence[int]) -> list[int]:
-    """Send finished deliveries again, with fresh attempts and the same delivery id (the
-    receiver may have acted on the first send: the id lets it tell)."""
-    now = utcnow()
-    done = []
-    for delivery in ids:
-        if await tx.run(REDELIVER, id=delivery, now=now):
-            done.append(delivery)
-        elif await tx.one(ONE, id=delivery) is None:
-            raise NotFound(f"No delivery {delivery}")
-        else:
-            raise FrontdeskError(
-                "conflict", f"Delivery {delivery} is still pending or being sent", 409
-            )
-    return done
-
-
-async def list_deliveries(tx: Tx, status: str | None = None, limit: int = 100) -> list[Row]:
-    if status is None:
-        return await tx.all(LIST_ALL, limit=limit)
-    if status not in STATUSES:
-        raise FrontdeskError("validation_error", f"status must be one of {', '.join(STATUSES)}")
-    return await tx.all(LIST_BY_STATUS, status=status, limit=limit)
-
-
-async def show_delivery(tx: Tx, delivery: int) -> dict[str, Any]:
-    row = await tx.one(ONE, id=delivery)
-    if row is None:
-        raise NotFound(f"No delivery {delivery}")
-    return {**row, "attempt_log": await tx.all(ATTEMPTS, id=delivery)}

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from frontdesk.core import outbox
+from frontdesk.core import outbox_admin
 from frontdesk.core.credentials import same, token_hash
 from frontdesk.errors import FrontdeskError, Unauthorized, invalid
 from frontdesk.web.bearer import bearer_token
@@ -59,7 +59,7 @@ def _limit(call: Call) -> int:
 
 async def _list(call: Call) -> dict[str, Any]:
     status = call.query().get("status") or None
-    rows = await call.ctx.db.read(outbox.list_deliveries, status, _limit(call))
+    rows = await call.ctx.db.read(outbox_admin.list_deliveries, status, _limit(call))
     return {"deliveries": rows}
 
 
@@ -67,13 +67,13 @@ async def _show(call: Call) -> dict[str, Any]:
     raw = call.path_param("delivery")
     if not raw.isdecimal() or len(raw) > 18:
         raise FrontdeskError("not_found", f"No delivery {raw!r}", 404)
-    return await call.ctx.db.read(outbox.show_delivery, int(raw))
+    return await call.ctx.db.read(outbox_admin.show_delivery, int(raw))
 
 
 async def _redeliver(call: Call) -> dict[str, Any]:
     body = decode_body(await call.body(64 * 1024), RedeliverIn)
     unique = list(dict.fromkeys(body.ids))  # one id twice is one redelivery
-    return {"redelivered": await call.ctx.db.write(outbox.redeliver, unique)}
+    return {"redelivered": await call.ctx.db.write(outbox_admin.redeliver, unique)}
 
 
 def _endpoint(path: str, run: Any, summary: str, method: str, body: Any = None) -> Endpoint:
