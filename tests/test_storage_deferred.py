@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import Formatted, NewComment, add_comment_later
-from frontdesk.core.tasks import UPSERT_VALUE, insert_task_later
+from frontdesk.core.tasks import insert_task_later, upsert_values
 from frontdesk.storage import tables
 from frontdesk.storage.sql import Deferred, Query, Tx
 
@@ -41,7 +41,7 @@ async def test_writes_that_refer_to_each_other_land_together(client):
     async def unit(tx: Tx) -> tuple[int, int]:
         task = insert_task_later(tx, form_id=None, subject="deferred", responsible_id=None)
         comment = add_comment_later(tx, NewComment(task, Formatted("hello")))
-        tx.defer(UPSERT_VALUE, task_id=task, field_id=field_id, value="v")
+        tx.defer(upsert_values(1), task_id=task, field_id_0=field_id, value_0="v")
         await tx.flush(last=True)
         return int(task.value), int(comment.value)
 
@@ -147,7 +147,7 @@ async def test_an_unchanged_field_value_is_not_written_again(client):
     async def unit(tx: Tx) -> list[int]:
         task = int((await tx.one(INSERT_TASK_ROW, now=tx.now))["id"])  # type: ignore[index]
         return [
-            await tx.run(UPSERT_VALUE, task_id=task, field_id=field_id, value=value)
+            await tx.run(upsert_values(1), task_id=task, field_id_0=field_id, value_0=value)
             for value in ("v", "v", "w", "w")
         ]
 

@@ -26,7 +26,7 @@ from frontdesk.core import files
 from frontdesk.core.clock import utcnow
 from frontdesk.errors import FrontdeskError
 from frontdesk.storage.blobs import StoredBlob
-from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.sql import Query, Row, Tx, constant
 from frontdesk.storage.tables import attachment_fetches, comments
 
 PENDING, FETCHING, DONE, FAILED = "pending", "fetching", "done", "failed"
@@ -67,18 +67,11 @@ INSERT = Query(
 )
 
 
-def _status_is(table: Any, status: str) -> sa.ColumnElement[bool]:
-    """Spelled with a literal: PostgreSQL plans a statement once (storage/postgres.py), and a
-    plan made for an unknown status scanned every finished fetch instead of the index."""
-    found: sa.ColumnElement[bool] = table.c.status == sa.literal_column(f"'{status}'")
-    return found
-
-
 def _claimable(table: Any) -> sa.ColumnElement[bool]:
     """Waiting, or held by a fetcher whose lease ran out (it died mid-download)."""
     return sa.or_(
-        _status_is(table, PENDING),
-        sa.and_(_status_is(table, FETCHING), table.c.lease_until < p("now")),
+        table.c.status == constant(PENDING),
+        sa.and_(table.c.status == constant(FETCHING), table.c.lease_until < p("now")),
     )
 
 
@@ -112,7 +105,7 @@ CLAIM_DUE = Query(
 )
 NEXT_DUE = Query(
     sa.select(sa.func.min(attachment_fetches.c.next_attempt_at).label("due")).where(
-        _status_is(attachment_fetches, PENDING)
+        attachment_fetches.c.status == constant(PENDING)
     )
 )
 _HELD = (attachment_fetches.c.id == p("id"), attachment_fetches.c.status == FETCHING)

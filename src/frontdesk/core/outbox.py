@@ -28,7 +28,7 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.core import outbox_settle
 from frontdesk.core.clock import utcnow
-from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.sql import Query, Row, Tx, constant
 from frontdesk.storage.tables import deliveries, delivery_attempts, extensions
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
@@ -80,10 +80,7 @@ INSERT = Query(
 def is_open(table: Any) -> sa.ColumnElement[bool]:
     """Pending or being sent. Spelled with literals, as the partial indexes of open rows are
     (storage/tables.py): SQLite uses a partial index only for a query that repeats its WHERE."""
-    literals: list[sa.ColumnElement[str]] = [
-        sa.literal_column(f"'{status}'") for status in (PENDING, SENDING)
-    ]
-    found: sa.ColumnElement[bool] = table.c.status.in_(literals)
+    found: sa.ColumnElement[bool] = table.c.status.in_([constant(PENDING), constant(SENDING)])
     return found
 
 
@@ -175,9 +172,8 @@ CLAIM = Query(
 )
 NEXT_DUE = Query(
     sa.select(sa.func.min(deliveries.c.next_attempt_at).label("due")).where(
-        # (a literal: the partial indexes of open rows serve it, whatever the plan)
-        is_open(deliveries),
-        deliveries.c.status == sa.literal_column(f"'{PENDING}'"),
+        is_open(deliveries),  # (the partial indexes of open rows serve it)
+        deliveries.c.status == constant(PENDING),
     )
 )
 INSERT_ATTEMPT = Query(

@@ -56,33 +56,23 @@ CLOSE = Query(
 SET_RESPONSIBLE = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(responsible_id=p("user_id"))
 )
-# The same ON CONFLICT spelling works on SQLite (>= 3.24) and PostgreSQL. An unchanged value
-# is not written again (a connector resends its mappings with every message).
-_UPSERT_TAIL = (
-    "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value "
-    "WHERE task_values.value <> excluded.value"
-)
-UPSERT_VALUE = Query(
-    sa.text(
-        "INSERT INTO task_values (task_id, field_id, value) VALUES (:task_id, :field_id, :value) "
-        + _UPSERT_TAIL
-    ).bindparams(
-        sa.bindparam("task_id", type_=sa.BigInteger),
-        sa.bindparam("field_id", type_=sa.BigInteger),
-        sa.bindparam("value", type_=sa.Text),
-    )
-)
-#: UPSERT_VALUE for n values of one task in one statement, by n (made once each)
+#: by count: the statement that sets that many values of one task (made once each)
 _UPSERT_VALUES: dict[int, Query] = {}
 
 
-def _upsert_values(count: int) -> Query:
+def upsert_values(count: int) -> Query:
+    """Set `count` values of a task (:task_id, :field_id_N, :value_N) in one statement.
+
+    The same ON CONFLICT spelling works on SQLite (>= 3.24) and PostgreSQL. An unchanged
+    value is not written again (a connector resends its mappings with every message)."""
     found = _UPSERT_VALUES.get(count)
     if found is None:
         rows = ", ".join(f"(:task_id, :field_id_{n}, :value_{n})" for n in range(count))
         found = _UPSERT_VALUES[count] = Query(
             sa.text(
-                f"INSERT INTO task_values (task_id, field_id, value) VALUES {rows} " + _UPSERT_TAIL
+                f"INSERT INTO task_values (task_id, field_id, value) VALUES {rows} "
+                "ON CONFLICT (task_id, field_id) DO UPDATE SET value = excluded.value "
+                "WHERE task_values.value <> excluded.value"
             ).bindparams(
                 sa.bindparam("task_id", type_=sa.BigInteger),
                 *(sa.bindparam(f"field_id_{n}", type_=sa.BigInteger) for n in range(count)),
@@ -177,8 +167,8 @@ async def set_responsible(tx: Tx, task_id: int, user_id: int) -> None:
 
 
 async def set_values(tx: Tx, task_id: int, values: dict[int, str]) -> None:
-    rows = [{"task_id": task_id, "field_id": f, "value": v} for f, v in values.items()]
-    await tx.run_many(UPSERT_VALUE, rows)
+    set_values_later(tx, task_id, values)
+    await tx.flush()
 
 
 def set_values_later(tx: Tx, task_id: int | Deferred, values: dict[int, str]) -> None:
@@ -188,7 +178,7 @@ def set_values_later(tx: Tx, task_id: int | Deferred, values: dict[int, str]) ->
         for n, (field_id, value) in enumerate(values.items()):
             params[f"field_id_{n}"] = field_id
             params[f"value_{n}"] = value
-        tx.defer(_upsert_values(len(values)), **params)
+        tx.defer(upsert_values(len(values)), **params)
 
 
 async def clear_values(tx: Tx, task_id: int, field_ids: list[int]) -> None:

@@ -125,6 +125,10 @@ class DeliveryWorker:
         #: the last claim took all it asked for: more is probably due, no need to look first
         self._more_due = False
         self._refill_at = max(1, concurrency // 4)
+        #: how long a claimed row may wait for a slot: the lease's margin over an attempt (a
+        #: lease shorter than an attempt, as tests use, protects nothing by waiting less)
+        margin = lease.total_seconds() - outbound.time_limit
+        self._may_wait = margin if margin > 0 else math.inf
         #: set whenever a send finishes
         self._sent = asyncio.Event()
 
@@ -160,16 +164,10 @@ class DeliveryWorker:
         self._more_due = len(claimed) == free
         # A row waits its turn on its lease: it must start while the lease still covers a
         # whole attempt, or its lease could end mid-send and another claim send it again.
-        start_by = asyncio.get_running_loop().time() + self._waiting_allowed()
+        start_by = asyncio.get_running_loop().time() + self._may_wait
         self._ready.extend((row, start_by) for row in claimed)
         self._start_ready()
         return len(claimed)
-
-    def _waiting_allowed(self) -> float:
-        """How long a claimed row may wait for a slot: the lease's margin over an attempt.
-        (A lease shorter than an attempt, as tests use, protects nothing by waiting less.)"""
-        margin = self.lease.total_seconds() - self.outbound.time_limit
-        return margin if margin > 0 else math.inf
 
     async def _claim(self, limit: int) -> list[Claimed]:
         claiming = asyncio.ensure_future(

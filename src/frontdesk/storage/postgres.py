@@ -61,13 +61,14 @@ class PostgresTx:
 
     async def all(self, query: Query, /, **params: Any) -> list[Row]:
         await self._ready(query)
-        compiled = query.compiled("postgresql")
-        records = await self._conn.fetch(compiled.sql, *compiled.args(params))
-        return [compiled.row(record.values()) for record in records]
+        return await self._fetch(query, params)
 
     async def all_alone(self, query: Query, /, **params: Any) -> list[Row]:
         assert self._transaction is None and not self._pending, "not the unit's only statement"
         self._sealed = True
+        return await self._fetch(query, params)
+
+    async def _fetch(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
         compiled = query.compiled("postgresql")
         records = await self._conn.fetch(compiled.sql, *compiled.args(params))
         return [compiled.row(record.values()) for record in records]

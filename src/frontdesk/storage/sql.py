@@ -183,6 +183,14 @@ class Deferred:
         return next(iter(row.values()))
 
 
+def constant(value: str) -> sa.ColumnElement[str]:
+    """One of our own constants (a status) written into the statement, not bound: a partial
+    index is used only by a query that spells its WHERE the same way (SQLite), and a plan made
+    once for an unknown value (PostgreSQL, storage/postgres.py) may scan the whole table."""
+    assert "'" not in value
+    return sa.literal_column(f"'{value}'")
+
+
 def id_of(written: int | Deferred) -> int:
     """An id that may come from a deferred write (after `Tx.flush`)."""
     return int(written.value) if isinstance(written, Deferred) else written

@@ -23,6 +23,14 @@ def _id() -> sa.Column[int]:
     return sa.Column("id", BigId, sa.Identity(), primary_key=True)
 
 
+def _partial(*columns: str, where: str, unique: bool = False) -> sa.Index:
+    """An index of the rows `where` holds, on both engines."""
+    condition = sa.text(where)
+    return sa.Index(
+        None, *columns, unique=unique, sqlite_where=condition, postgresql_where=condition
+    )
+
+
 def _ref(
     name: str, target: str, *, nullable: bool = False, cascade: bool = False
 ) -> sa.Column[int]:
@@ -177,25 +185,15 @@ channels = sa.Table(
     sa.Column("chat_generation", sa.Integer()),
     # Partial: a Pyrus channel has no Planfix integration and a Planfix chat no extension
     # account, and an index entry for NULL is a write that no lookup reads (migration 0010)
-    sa.Index(
-        None,
+    _partial(
         "account_ref",
         "kind",
         "key",
         "chat_generation",
+        where="account_ref IS NOT NULL",
         unique=True,
-        sqlite_where=sa.text("account_ref IS NOT NULL"),
-        postgresql_where=sa.text("account_ref IS NOT NULL"),
     ),
-    sa.Index(
-        None,
-        "planfix_ref",
-        "key",
-        "chat_generation",
-        unique=True,
-        sqlite_where=sa.text("planfix_ref IS NOT NULL"),
-        postgresql_where=sa.text("planfix_ref IS NOT NULL"),
-    ),
+    _partial("planfix_ref", "key", "chat_generation", where="planfix_ref IS NOT NULL", unique=True),
 )
 
 # A new comment sets its task's updated_at when newer: trigger comments_touch_task (migrations
@@ -268,12 +266,7 @@ calls = sa.Table(
     sa.Index(None, "task_id"),
     # the file sweep and v4 file visibility look calls up by their recording (partial: most
     # calls have none)
-    sa.Index(
-        None,
-        "record_file_id",
-        sqlite_where=sa.text("record_file_id IS NOT NULL"),
-        postgresql_where=sa.text("record_file_id IS NOT NULL"),
-    ),
+    _partial("record_file_id", where="record_file_id IS NOT NULL"),
 )
 
 

@@ -19,51 +19,44 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# SQLite keeps times as ISO 8601 text of one form (+00:00, microseconds when nonzero): text
-# order is time order
-SQLITE_TRIGGER = """
+#: the task a new comment touches: since this revision, only one the comment is newer than.
+#: (SQLite keeps times as ISO 8601 text of one form, +00:00, microseconds when nonzero: text
+#: order is time order.)
+NEWER = "id = NEW.task_id AND updated_at < NEW.created_at"
+ANY = "id = NEW.task_id"
+
+
+def _sqlite_trigger(where: str) -> str:
+    return f"""
 CREATE TRIGGER comments_touch_task AFTER INSERT ON comments
 BEGIN
-    UPDATE tasks SET updated_at = NEW.created_at
-    WHERE id = NEW.task_id AND updated_at < NEW.created_at;
+    UPDATE tasks SET updated_at = NEW.created_at WHERE {where};
 END
 """
-POSTGRES_FUNCTION = """
+
+
+def _postgres_function(where: str) -> str:
+    return f"""
 CREATE OR REPLACE FUNCTION comments_touch_task() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE tasks SET updated_at = NEW.created_at
-    WHERE id = NEW.task_id AND updated_at < NEW.created_at;
+    UPDATE tasks SET updated_at = NEW.created_at WHERE {where};
     RETURN NULL;
 END
 $$
 """
-OLD_SQLITE_TRIGGER = """
-CREATE TRIGGER comments_touch_task AFTER INSERT ON comments
-BEGIN
-    UPDATE tasks SET updated_at = NEW.created_at WHERE id = NEW.task_id;
-END
-"""
-OLD_POSTGRES_FUNCTION = """
-CREATE OR REPLACE FUNCTION comments_touch_task() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE tasks SET updated_at = NEW.created_at WHERE id = NEW.task_id;
-    RETURN NULL;
-END
-$$
-"""
+
+
+def _touch_where(where: str) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_postgres_function(where))
+    else:
+        op.execute("DROP TRIGGER comments_touch_task")
+        op.execute(_sqlite_trigger(where))
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(POSTGRES_FUNCTION)
-    else:
-        op.execute("DROP TRIGGER comments_touch_task")
-        op.execute(SQLITE_TRIGGER)
+    _touch_where(NEWER)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(OLD_POSTGRES_FUNCTION)
-    else:
-        op.execute("DROP TRIGGER comments_touch_task")
-        op.execute(OLD_SQLITE_TRIGGER)
+    _touch_where(ANY)
