@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from frontdesk.core import outbox
+from frontdesk.core import outbox, outbox_settle
 from frontdesk.core.clock import utcnow
 
 from factories import db_of
@@ -30,8 +30,8 @@ async def _delivery(client, status: str | None = None) -> int:
     )
     if status == "dead":
         [claimed] = await db.write(outbox.claim, [row], timedelta(seconds=60), 1)
-        attempt = outbox.Attempt(utcnow(), 3, error="ConnectionRefusedError")
-        await db.write(outbox.record_attempt, claimed, attempt, retry_at=None, done=False)
+        attempt = outbox_settle.Attempt(utcnow(), 3, error="ConnectionRefusedError")
+        await db.write(outbox_settle.record_attempt, claimed, attempt, retry_at=None, done=False)
     return row
 
 

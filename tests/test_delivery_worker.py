@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from aiopyrus.utils.crypto import verify_webhook_signature
 
-from frontdesk.core import outbox, outbox_admin
+from frontdesk.core import outbox, outbox_admin, outbox_settle
 from frontdesk.delivery.http import Outbound
 from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.delivery.worker import DeliveryWorker, RetryPolicy
@@ -205,11 +205,11 @@ async def test_a_late_outcome_of_an_expired_claim_changes_nothing(client, receiv
     [late] = await db.write(outbox.claim_due, 10, timedelta(seconds=-1))  # A, then its lease ends
     [current] = await db.write(outbox.claim_due, 10, timedelta(seconds=60))  # B took it
     assert (late.attempt, current.attempt) == (1, 2)
-    failed = outbox.Attempt(outbox.utcnow(), 5, status_code=500, error="HTTP 500")
-    await db.write(outbox.record_attempt, late, failed, retry_at=None, done=False)
+    failed = outbox_settle.Attempt(outbox.utcnow(), 5, status_code=500, error="HTTP 500")
+    await db.write(outbox_settle.record_attempt, late, failed, retry_at=None, done=False)
     assert (await show(client, row))["status"] == "sending"  # still B's
-    ok = outbox.Attempt(outbox.utcnow(), 5, status_code=200)
-    await db.write(outbox.record_attempt, current, ok, retry_at=None, done=True)
+    ok = outbox_settle.Attempt(outbox.utcnow(), 5, status_code=200)
+    await db.write(outbox_settle.record_attempt, current, ok, retry_at=None, done=True)
     assert (await show(client, row))["status"] == "sent"
 
 

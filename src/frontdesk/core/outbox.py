@@ -26,10 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core import outbox_settle
 from frontdesk.core.clock import utcnow
 from frontdesk.storage.sql import Query, Row, Tx, constant
-from frontdesk.storage.tables import deliveries, delivery_attempts, extensions
+from frontdesk.storage.tables import deliveries, extensions
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 STATUSES = (PENDING, SENDING, SENT, DEAD)
@@ -37,8 +36,6 @@ JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 #: Pyrus': the first try and two retries (the worker's policy may say otherwise)
 DEFAULT_MAX_ATTEMPTS = 3
-#: what `deliveries show` keeps of an answer
-EXCERPT_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -90,20 +87,19 @@ def _claimable(table: Any) -> sa.ColumnElement[bool]:
     return sa.and_(is_open(table), table.c.next_attempt_at <= p("now"))
 
 
-def _due(table: Any) -> sa.Select[tuple[int]]:
+def _due(table: Any, closing: Any = None) -> sa.Select[tuple[int]]:
     """The oldest open row of each key, when it is due, oldest first. Both lookups run on
-    the partial indexes of open rows: sent and dead history costs them nothing."""
+    the partial indexes of open rows: sent and dead history costs them nothing.
+
+    `closing`: ids of open rows that the same statement closes (its snapshot still shows
+    them open); they hold back nothing."""
     earlier = deliveries.alias("earlier")
+    before = [earlier.c.ordering_key == table.c.ordering_key, earlier.c.id < table.c.id]
+    if closing is not None:
+        before.append(earlier.c.id.not_in(closing))
     return (
         sa.select(table.c.id)
-        .where(
-            _claimable(table),
-            ~sa.exists().where(
-                is_open(earlier),
-                earlier.c.ordering_key == table.c.ordering_key,
-                earlier.c.id < table.c.id,
-            ),
-        )
+        .where(_claimable(table), ~sa.exists().where(is_open(earlier), *before))
         .order_by(table.c.id)
         .limit(p("limit"))
     )
@@ -143,27 +139,36 @@ def _unless_spent(taken: Any, spent: Any) -> Any:
     return sa.case((_SPENT, spent), else_=taken)
 
 
-# One statement claims a batch and buries the spent rows among it (RETURNING status tells
-# which is which), with the secret that signs each: a claim is one round trip. The WHERE is
-# checked again on each row as it is locked, so of two workers that read the same due rows,
-# each row goes to one (PostgreSQL, READ COMMITTED); SQLite has one writer at a time anyway.
-CLAIM_DUE = Query(
-    sa.update(deliveries)
-    .where(
-        deliveries.c.id.in_(_due(deliveries.alias("due")).scalar_subquery()),
-        _claimable(deliveries),
+def claim_due_statement(closing: Any = None, settling: Any = None) -> sa.Update:
+    """One statement that claims a batch and buries the spent rows among it (RETURNING status
+    tells which is which), with the secret that signs each: a claim is one round trip. The
+    WHERE is checked again on each row as it is locked, so of two workers that read the same
+    due rows, each row goes to one (PostgreSQL, READ COMMITTED); SQLite has one writer at a
+    time anyway.
+
+    For a claim inside a settle (outbox_settle): `closing`, the ids it closes (see _due);
+    `settling`, all the ids it settles, which this claim leaves alone (one statement may not
+    change a row twice)."""
+    due = _due(deliveries.alias("due"), closing)
+    where = [deliveries.c.id.in_(due.scalar_subquery()), _claimable(deliveries)]
+    if settling is not None:
+        where.append(deliveries.c.id.not_in(settling))
+    taken = {name: _unless_spent(value, deliveries.c[name]) for name, value in _TAKE.items()}
+    buried = {
+        "status": _unless_spent(SENDING, DEAD),
+        "lease_until": _unless_spent(p("lease_until"), None),
+        "finished_at": _unless_spent(deliveries.c.finished_at, p("now")),
+        "last_error": _unless_spent(deliveries.c.last_error, ABANDONED),
+    }
+    return (
+        sa.update(deliveries)
+        .where(*where)
+        .values(taken | buried)
+        .returning(*_CLAIMED_COLUMNS, deliveries.c.status)
     )
-    .values(
-        {name: _unless_spent(taken, getattr(deliveries.c, name)) for name, taken in _TAKE.items()}
-        | {
-            "status": _unless_spent(SENDING, DEAD),
-            "lease_until": _unless_spent(p("lease_until"), None),
-            "finished_at": _unless_spent(deliveries.c.finished_at, p("now")),
-            "last_error": _unless_spent(deliveries.c.last_error, ABANDONED),
-        }
-    )
-    .returning(*_CLAIMED_COLUMNS, deliveries.c.status)
-)
+
+
+CLAIM_DUE = Query(claim_due_statement())
 CLAIM = Query(
     sa.update(deliveries)
     .where(deliveries.c.id == p("id"), _claimable(deliveries))
@@ -176,40 +181,16 @@ NEXT_DUE = Query(
         deliveries.c.status == constant(PENDING),
     )
 )
-INSERT_ATTEMPT = Query(
-    sa.insert(delivery_attempts).values(
-        delivery_ref=p("delivery_ref"),
-        attempt=p("attempt"),
-        started_at=p("started_at"),
-        latency_ms=p("latency_ms"),
-        status_code=p("status_code"),
-        error=p("error"),
-        response_excerpt=p("response_excerpt"),
-    )
-)
 #: the row as the claim that made attempt `attempt` left it (a later claim moved attempts on)
-_THIS_CLAIM = (
+THIS_CLAIM = (
     deliveries.c.id == p("id"),
     deliveries.c.status == SENDING,
     deliveries.c.attempts == p("attempt"),
 )
-# Only the claim that made this attempt may settle it: a worker that outlived its lease finds
-# the row claimed again (attempts moved on) and changes nothing.
-FINISH = Query(
-    sa.update(deliveries)
-    .where(*_THIS_CLAIM)
-    .values(
-        status=p("status"),
-        lease_until=None,
-        last_error=p("last_error"),
-        finished_at=p("finished_at"),
-        next_attempt_at=p("next_attempt_at"),
-    )
-)
 # A claimed row that was never sent (its worker stopped first) goes back as it was.
 RELEASE = Query(
     sa.update(deliveries)
-    .where(*_THIS_CLAIM)
+    .where(*THIS_CLAIM)
     .values(
         status=PENDING,
         attempts=deliveries.c.attempts - 1,
@@ -291,6 +272,11 @@ async def claim_due(
     rows = await tx.all_alone(
         CLAIM_DUE, now=now, limit=limit, lease_until=now + lease, max_attempts=max_attempts
     )
+    return claimed_rows(rows)
+
+
+def claimed_rows(rows: list[Row]) -> list[Claimed]:
+    """A claim's rows as deliveries to send, in id order (the spent rows it buried left out)."""
     rows.sort(key=lambda row: row["id"])
     return _claimed([row for row in rows if row["status"] == SENDING])
 
@@ -322,81 +308,3 @@ async def release(tx: Tx, unsent: Sequence[Claimed]) -> None:
     """Give back claimed deliveries that were not sent: due at once, their attempt unspent."""
     now = utcnow()
     await tx.run_many(RELEASE, [{"id": c.id, "attempt": c.attempt, "now": now} for c in unsent])
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one try of a delivery came to."""
-
-    started_at: datetime
-    latency_ms: int
-    status_code: int | None = None
-    error: str | None = None
-    response_excerpt: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A finished attempt and what follows: sent (`done`), due again at `retry_at`, or dead."""
-
-    claimed: Claimed
-    attempt: Attempt
-    retry_at: datetime | None
-    done: bool
-
-
-async def record_outcomes(tx: Tx, outcomes: Sequence[Outcome]) -> None:
-    """Log the attempts and settle their rows: on PostgreSQL one statement for the batch
-    (outbox_settle), on SQLite two batched statements."""
-    now = utcnow()
-    if tx.dialect == "postgresql":
-        rows = [{**_attempt_row(o), **_finish_row(o, now)} for o in outcomes]
-        tx.defer(outbox_settle.SETTLE, **outbox_settle.settle_params(rows))
-        await tx.flush(last=True)
-        return
-    await tx.run_many(INSERT_ATTEMPT, [_attempt_row(outcome) for outcome in outcomes])
-    await tx.run_many(FINISH, [_finish_row(outcome, now) for outcome in outcomes])
-
-
-def _attempt_row(outcome: Outcome) -> dict[str, Any]:
-    attempt = outcome.attempt
-    return {
-        "delivery_ref": outcome.claimed.id,
-        "attempt": outcome.claimed.attempt,
-        "started_at": attempt.started_at,
-        "latency_ms": attempt.latency_ms,
-        "status_code": attempt.status_code,
-        "error": _clip(attempt.error, 500),
-        "response_excerpt": _clip(attempt.response_excerpt, EXCERPT_LIMIT),
-    }
-
-
-def _status_after(outcome: Outcome) -> str:
-    if outcome.done:
-        return SENT
-    return PENDING if outcome.retry_at is not None else DEAD
-
-
-def _finish_row(outcome: Outcome, now: datetime) -> dict[str, Any]:
-    attempt = outcome.attempt
-    status = _status_after(outcome)
-    failure = None if outcome.done else attempt.error or f"HTTP {attempt.status_code}"
-    return {
-        "id": outcome.claimed.id,
-        "attempt": outcome.claimed.attempt,
-        "status": status,
-        "last_error": _clip(failure, 500),
-        "finished_at": None if status == PENDING else now,
-        "next_attempt_at": outcome.retry_at or now,
-    }
-
-
-async def record_attempt(
-    tx: Tx, claimed: Claimed, attempt: Attempt, *, retry_at: datetime | None, done: bool
-) -> None:
-    """One attempt's outcome (see record_outcomes)."""
-    await record_outcomes(tx, [Outcome(claimed, attempt, retry_at, done)])
-
-
-def _clip(text: str | None, limit: int) -> str | None:
-    return None if text is None else text[:limit]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -19,9 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from frontdesk.core import outbox
+from frontdesk.core import outbox, outbox_settle
 from frontdesk.core.clock import utcnow
-from frontdesk.core.outbox import Attempt, Claimed, Outcome
+from frontdesk.core.outbox import Claimed
+from frontdesk.core.outbox_settle import Attempt, Outcome
 from frontdesk.delivery.http import Answer, Outbound, OutboundError, Refused
 from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
 from frontdesk.delivery.steps import run_steps
@@ -113,7 +113,13 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.lease = lease
-        self._in_flight: set[asyncio.Task[None]] = set()
+        #: the sending slots: long-lived tasks, each sending one row after another (a task per
+        #: send cost a task's creation, scheduling and callbacks every delivery)
+        self._slots: list[asyncio.Task[None]] = []
+        #: slots with nothing to send, each waiting on its future for a row to be ready
+        self._idle_slots: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: sends under way
+        self._sending = 0
         #: claimed, waiting for a free slot: (the row, the loop time by which it must start)
         self._ready: collections.deque[tuple[Claimed, float]] = collections.deque()
         #: claimed rows that waited too long to start: given back at the next step
@@ -140,82 +146,123 @@ class DeliveryWorker:
             # (taken first: a cancelled send's callback would start the next one)
             unsent = self._stale + [claimed for claimed, _ in self._ready]
             self._ready, self._stale = collections.deque(), []
-            await self._cancel_in_flight()
+            await self._stop_slots()
             await self._release(unsent)
             await self._settle_all()
 
     async def step(self) -> int:
-        """Settle, then claim and start; returns how many sends started.
+        """Settle what finished and claim what is due, then start; returns how many sends
+        started.
 
         While busy it claims only once a quarter of the slots is free: each claim is a
-        statement, and claiming one row per finished send would cost one per delivery."""
-        await self._settle()
+        statement, and claiming one row per finished send would cost one per delivery. A
+        claim settles what finished in the same statement (the channels it frees have their
+        next row claimed at once); without a claim to go with, a settle runs on its own, in
+        the background."""
         if self._stale:
             stale, self._stale = self._stale, []
             await self._release(stale)
-        in_hand = len(self._in_flight) + len(self._ready)
+        in_hand = self._sending + len(self._ready)
         free = AHEAD * self.concurrency - in_hand
         if free <= 0 or (in_hand and free < self._refill_at):
+            await self._settle()
             return 0
+        settled: list[Outcome] = []
+        if self._settling is None:  # (else the finished wait: settles go one at a time)
+            settled, self._finished = self._finished, []
         # idle polls write nothing: a claim is a write (a transaction; SQLite's write lock)
-        if not self._more_due and not await self.db.read(outbox.due_ids, 1):
+        if not settled and not self._more_due and not await self.db.read(outbox.due_ids, 1):
             return 0
-        claimed = await self._claim(free)
+        claimed = await self._claim(free, settled)
         self._more_due = len(claimed) == free
         # A row waits its turn on its lease: it must start while the lease still covers a
         # whole attempt, or its lease could end mid-send and another claim send it again.
         start_by = asyncio.get_running_loop().time() + self._may_wait
         self._ready.extend((row, start_by) for row in claimed)
-        self._start_ready()
+        self._wake_slots()
         return len(claimed)
 
-    async def _claim(self, limit: int) -> list[Claimed]:
-        claiming = asyncio.ensure_future(
-            self.db.write(outbox.claim_due, limit, self.lease, self.policy.max_attempts)
-        )
+    async def _claim(self, limit: int, settled: list[Outcome]) -> list[Claimed]:
+        """Claim up to `limit` rows, settling `settled` in the same statement."""
+        max_attempts = self.policy.max_attempts
+        if settled:
+            work = self.db.write(
+                outbox_settle.settle_and_claim, settled, limit, self.lease, max_attempts
+            )
+        else:
+            work = self.db.write(outbox.claim_due, limit, self.lease, max_attempts)
+        claiming = asyncio.ensure_future(work)
         try:
             return await asyncio.shield(claiming)
         except asyncio.CancelledError:
             # Stopped mid-claim: the claim (one statement, committed on its own) may have
-            # taken rows all the same; they go back with the rest (see run)
-            with contextlib.suppress(Exception):
+            # taken rows all the same; they go back with the rest, and an outcome it did
+            # not record is recorded on the way out (see run)
+            try:
                 self._stale.extend(await claiming)
+            except Exception:
+                self._finished.extend(settled)
+            raise
+        except Exception:
+            self._finished[:0] = settled  # the next step records them
             raise
 
-    def _start_ready(self) -> None:
-        now = asyncio.get_running_loop().time()
-        while self._ready and len(self._in_flight) < self.concurrency:
+    def _wake_slots(self) -> None:
+        """Hand the ready rows to idle slots (started on first use, on the running loop)."""
+        if not self._slots:
+            self._slots = [asyncio.create_task(self._slot()) for _ in range(self.concurrency)]
+            return  # each looks at the ready rows as it starts
+        for _ in range(min(len(self._ready), len(self._idle_slots))):
+            waiting = self._idle_slots.popleft()
+            if not waiting.done():
+                waiting.set_result(None)
+
+    async def _slot(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._ready:
+                waiting = loop.create_future()
+                self._idle_slots.append(waiting)
+                await waiting
+                continue
             claimed, start_by = self._ready.popleft()
-            if now > start_by:
+            if loop.time() > start_by:
                 self._stale.append(claimed)
                 continue
-            task = asyncio.create_task(self._send(claimed))
-            self._in_flight.add(task)
-            task.add_done_callback(self._on_sent)
+            self._sending += 1
+            try:
+                await self._send(claimed)
+            finally:
+                self._sending -= 1
+                self._sent.set()
+
+    async def _stop_slots(self) -> None:
+        """Cancel the slots; a send cut off leaves its row to its lease (sent again later)."""
+        slots, self._slots = self._slots, []
+        self._idle_slots.clear()
+        for slot in slots:
+            slot.cancel()
+        await asyncio.gather(*slots, return_exceptions=True)
 
     async def drain(self, timeout: float = 10.0, horizon: float = 1.0) -> None:
         """Send until nothing is in flight and nothing falls due within `horizon` seconds
         (tests, benchmarks; a retry scheduled further out is left pending)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                busy = self._busy()  # (taken now: what it looks at empties while stepping)
-                if await self.step() or busy:
-                    await self._idle()
-                    continue
-                due = await self.db.read(outbox.next_due)
-                if due is None or due > utcnow() + timedelta(seconds=horizon):
-                    return
-                await asyncio.sleep(min(self.poll_seconds, 0.05))
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    busy = self._busy()  # (taken now: what it looks at empties while stepping)
+                    if await self.step() or busy:
+                        await self._idle()
+                        continue
+                    due = await self.db.read(outbox.next_due)
+                    if due is None or due > utcnow() + timedelta(seconds=horizon):
+                        return
+                    await asyncio.sleep(min(self.poll_seconds, 0.05))
+        finally:
+            await self._stop_slots()
 
     def _busy(self) -> bool:
-        return bool(
-            self._in_flight or self._finished or self._ready or self._settling or self._stale
-        )
-
-    def _on_sent(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._start_ready()
-        self._sent.set()
+        return bool(self._sending or self._finished or self._ready or self._settling or self._stale)
 
     async def _idle(self) -> None:
         """Until a send finishes (it may free a chat's next message) or the poll interval
@@ -231,7 +278,7 @@ class DeliveryWorker:
         except TimeoutError:
             return
         self._sent.clear()
-        if self._in_flight:
+        if self._sending:
             # let the sends finishing about now finish too: one settle for all of them
             await asyncio.sleep(SETTLE_WINDOW_SECONDS)
 
@@ -244,7 +291,7 @@ class DeliveryWorker:
 
     async def _record(self, batch: list[Outcome]) -> None:
         try:
-            await self.db.write(outbox.record_outcomes, batch)
+            await self.db.write(outbox_settle.record_outcomes, batch)
         except Exception:  # their leases run out and they are sent again: at least once
             log.exception("Recording %d delivery outcomes failed", len(batch))
         finally:
@@ -298,9 +345,3 @@ class DeliveryWorker:
             await self.db.write(outbox.release, unsent)
         except Exception:  # their leases run out and they are sent then, an attempt used
             log.exception("Giving back %d claimed deliveries failed", len(unsent))
-
-    async def _cancel_in_flight(self) -> None:
-        for task in list(self._in_flight):
-            task.cancel()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
