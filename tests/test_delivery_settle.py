@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from frontdesk.core import outbox, outbox_admin, outbox_settle
@@ -89,6 +90,15 @@ async def test_an_outcome_past_its_lease_settles_and_is_not_claimed_again(client
     assert shown["status"] == "sent" and len(shown["attempt_log"]) == 1
 
 
+async def test_rows_being_settled_do_not_use_up_the_claims_limit(client):
+    # the settled row's lease ran out, so the statement's snapshot sees it due, and older
+    a = await enqueue(client, "http://127.0.0.1:9/a", key="chat:1")
+    b = await enqueue(client, "http://127.0.0.1:9/b", key="chat:2")
+    [expired] = await db_of(client).write(outbox.claim, [a], timedelta(seconds=-1))
+    claimed = await settle_and_claim(client, [sent(expired)], limit=1)
+    assert [c.id for c in claimed] == [b]
+
+
 async def test_the_limit_counts_what_the_claim_takes(client):
     rows = [await enqueue(client, "http://127.0.0.1:9/x", key=f"chat:{n}") for n in range(5)]
     [head] = await db_of(client).write(outbox.claim_due, 1, LEASE)
@@ -112,3 +122,41 @@ async def test_a_burst_to_one_chat_goes_out_whole_and_in_order(client, receiver,
     assert [r.body for r in receiver.requests] == [f'{{"n":{n}}}'.encode() for n in range(30)]
     listed = await db_of(client).read(outbox_admin.list_deliveries, "sent", 100)
     assert len(listed) == 30
+
+
+class FailingClaims:
+    """The database, except that every settle-and-claim fails (say, the database is down
+    for that moment, or the statement refuses one of the outcomes)."""
+
+    def __init__(self, db):
+        self.db, self.dialect, self.memo, self.failed = db, db.dialect, db.memo, 0
+
+    async def read(self, work, *args, **kwargs):
+        return await self.db.read(work, *args, **kwargs)
+
+    async def write(self, work, *args, **kwargs):
+        if work is outbox_settle.settle_and_claim:
+            self.failed += 1
+            raise ConnectionError("the database went away")
+        return await self.db.write(work, *args, **kwargs)
+
+
+async def test_a_failing_settle_and_claim_is_settled_alone_and_not_retried_at_once(
+    client, receiver, outbound
+):
+    first = await enqueue(client, receiver.url + "/a", key="chat:1")
+    second = await enqueue(client, receiver.url + "/b", key="chat:1")
+    worker = make_worker(client, outbound, poll_seconds=0.25)
+    worker.db = failing = FailingClaims(db_of(client))
+    running = asyncio.create_task(worker.run())
+    try:
+        await receiver.wait_for(2)  # the second after the first's outcome was recorded
+        await asyncio.sleep(0.5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    # a failure per settle, not a loop retrying the same one
+    assert 1 <= failing.failed <= 4
+    assert [r.path for r in receiver.requests] == ["/a", "/b"]
+    assert (await show(client, first))["status"] == "sent"
+    assert (await show(client, second))["status"] == "sent"

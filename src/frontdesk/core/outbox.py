@@ -87,22 +87,22 @@ def _claimable(table: Any) -> sa.ColumnElement[bool]:
     return sa.and_(is_open(table), table.c.next_attempt_at <= p("now"))
 
 
-def _due(table: Any, closing: Any = None) -> sa.Select[tuple[int]]:
+def _due(table: Any, closing: Any = None, settling: Any = None) -> sa.Select[tuple[int]]:
     """The oldest open row of each key, when it is due, oldest first. Both lookups run on
     the partial indexes of open rows: sent and dead history costs them nothing.
 
-    `closing`: ids of open rows that the same statement closes (its snapshot still shows
-    them open); they hold back nothing."""
+    For a claim in the statement of a settle (outbox_settle): `closing`, the ids of open
+    rows it closes (its snapshot still shows them open), which hold back nothing; `settling`,
+    all the ids it settles, which are not due to it (a row whose lease ran out would be;
+    PostgreSQL changes a row once per statement)."""
     earlier = deliveries.alias("earlier")
     before = [earlier.c.ordering_key == table.c.ordering_key, earlier.c.id < table.c.id]
     if closing is not None:
         before.append(earlier.c.id.not_in(closing))
-    return (
-        sa.select(table.c.id)
-        .where(_claimable(table), ~sa.exists().where(is_open(earlier), *before))
-        .order_by(table.c.id)
-        .limit(p("limit"))
-    )
+    where = [_claimable(table), ~sa.exists().where(is_open(earlier), *before)]
+    if settling is not None:
+        where.append(table.c.id.not_in(settling))
+    return sa.select(table.c.id).where(*where).order_by(table.c.id).limit(p("limit"))
 
 
 DUE = Query(_due(deliveries))
@@ -146,13 +146,9 @@ def claim_due_statement(closing: Any = None, settling: Any = None) -> sa.Update:
     due rows, each row goes to one (PostgreSQL, READ COMMITTED); SQLite has one writer at a
     time anyway.
 
-    For a claim inside a settle (outbox_settle): `closing`, the ids it closes (see _due);
-    `settling`, all the ids it settles, which this claim leaves alone (one statement may not
-    change a row twice)."""
-    due = _due(deliveries.alias("due"), closing)
+    `closing`, `settling`: for a claim in the statement of a settle (see _due)."""
+    due = _due(deliveries.alias("due"), closing, settling)
     where = [deliveries.c.id.in_(due.scalar_subquery()), _claimable(deliveries)]
-    if settling is not None:
-        where.append(deliveries.c.id.not_in(settling))
     taken = {name: _unless_spent(value, deliveries.c[name]) for name, value in _TAKE.items()}
     buried = {
         "status": _unless_spent(SENDING, DEAD),

@@ -196,15 +196,20 @@ class DeliveryWorker:
             return await asyncio.shield(claiming)
         except asyncio.CancelledError:
             # Stopped mid-claim: the claim (one statement, committed on its own) may have
-            # taken rows all the same; they go back with the rest, and an outcome it did
-            # not record is recorded on the way out (see run)
+            # taken rows all the same; they go back with the rest, and outcomes it did not
+            # record are recorded on the way out (see run)
             try:
                 self._stale.extend(await claiming)
-            except Exception:
+            except BaseException:  # (cancelled again, too: the outcomes must not be lost)
                 self._finished.extend(settled)
             raise
         except Exception:
-            self._finished[:0] = settled  # the next step records them
+            # The outcomes are settled alone, as any settle (a settle that fails is logged
+            # and its rows go out again when their leases end): kept for the next step, one
+            # the statement keeps refusing would stop every claim after it, and a database
+            # that is down would be retried without a pause
+            if settled:
+                self._settling = asyncio.create_task(self._record(settled))
             raise
 
     def _wake_slots(self) -> None:
