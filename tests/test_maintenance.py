@@ -6,8 +6,16 @@ import os
 import time
 from datetime import timedelta
 
-from frontdesk.core import auth, files
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
+from frontdesk.core import auth, files, outbox, outbox_admin, outbox_settle
+from frontdesk.core.clock import utcnow
 from frontdesk.core.maintenance import sweep
+from frontdesk.errors import NotFound
+from frontdesk.storage.sql import Query
+from frontdesk.storage.tables import deliveries, delivery_attempts
 
 from factories import db_of, make_connector, upload
 
@@ -76,3 +84,100 @@ async def test_stale_partial_uploads_are_removed(client):
     await sweep(ctx.db, ctx.blobs, timedelta(days=1))
     assert not stale.exists()
     assert fresh.exists()
+
+
+async def _delivery(db, status, finished_days_ago=None, key="chat:1"):
+    """A delivery that reached `status` (one attempt logged), made and finished that many days
+    ago."""
+    row = await db.write(
+        outbox.enqueue, kind="sendmessage", url="http://127.0.0.1:9/x", body=b"{}", ordering_key=key
+    )
+    if status == "pending":
+        return row
+    [claimed] = await db.write(outbox.claim, [row], timedelta(seconds=60))
+    attempt = outbox_settle.Attempt(utcnow(), 3, 200 if status == "sent" else 500)
+    await db.write(
+        outbox_settle.record_attempt, claimed, attempt, retry_at=None, done=status == "sent"
+    )
+    finished = utcnow() - timedelta(days=finished_days_ago or 0)
+
+    async def backdate(tx):
+        await tx.run(BACKDATE, id=row, at=finished)
+
+    await db.write(backdate)
+    return row
+
+
+ATTEMPTS_OF = Query(
+    sa.select(delivery_attempts.c.id).where(delivery_attempts.c.delivery_ref == p("id"))
+)
+
+
+async def _attempts_of(tx, row):
+    return await tx.all(ATTEMPTS_OF, id=row)
+
+
+BACKDATE = Query(
+    sa.update(deliveries)
+    .where(deliveries.c.id == p("id"))
+    .values(created_at=p("at"), finished_at=p("at"))
+)
+
+
+async def test_sent_deliveries_are_deleted_after_their_history_and_nothing_else(client):
+    db = db_of(client)
+    old_sent = await _delivery(db, "sent", 31, key="a")
+    recent_sent = await _delivery(db, "sent", 29, key="b")
+    old_dead = await _delivery(db, "dead", 60, key="c")
+    pending = await _delivery(db, "pending", key="d")
+    ctx = client.app.state.ctx
+    assert len(await db.read(_attempts_of, old_sent)) == 1
+
+    kept_for_ever = await sweep(ctx.db, ctx.blobs, timedelta(days=1))
+    assert kept_for_ever.deliveries == 0
+    swept = await sweep(ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+
+    assert swept.deliveries == 1
+    with pytest.raises(NotFound):
+        await db.read(outbox_admin.show_delivery, old_sent)
+    assert await db.read(_attempts_of, old_sent) == []  # gone with it
+    for row, status in ((recent_sent, "sent"), (old_dead, "dead"), (pending, "pending")):
+        assert (await db.read(outbox_admin.show_delivery, row))["status"] == status
+
+
+async def test_a_long_history_is_deleted_in_batches(client, monkeypatch):
+    monkeypatch.setattr(outbox_admin, "PRUNE_BATCH", 2)
+    db = db_of(client)
+    rows = [await _delivery(db, "sent", 40, key=f"k{n}") for n in range(5)]
+    ctx = client.app.state.ctx
+    swept = await sweep(ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    assert swept.deliveries == 5
+    assert await db.read(outbox_admin.list_deliveries, None, 10) == []
+    assert len(rows) == 5
+
+
+class CountingWrites:
+    def __init__(self, db):
+        self.db, self.dialect, self.memo, self.prunes = db, db.dialect, db.memo, 0
+
+    async def read(self, work, *args, **kwargs):
+        return await self.db.read(work, *args, **kwargs)
+
+    async def write(self, work, *args, **kwargs):
+        self.prunes += work is outbox_admin.prune_sent
+        return await self.db.write(work, *args, **kwargs)
+
+
+async def test_a_sweep_with_no_old_history_writes_nothing_for_it(client, monkeypatch):
+    # a write would take SQLite's write lock every few minutes for nothing
+    monkeypatch.setattr(outbox_admin, "PRUNE_BATCH", 2)
+    db = db_of(client)
+    for n in range(3):
+        await _delivery(db, "dead", 40, key=f"old{n}")
+    for n in range(3):
+        await _delivery(db, "sent", 1, key=f"new{n}")
+    ctx = client.app.state.ctx
+    counting = CountingWrites(db)
+    swept = await sweep(counting, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    assert swept.deliveries == 0 and counting.prunes == 0
+    assert len(await db.read(outbox_admin.list_deliveries, None, 10)) == 6

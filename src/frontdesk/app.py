@@ -37,9 +37,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4, *PLANFIX_CHAT, *ADM
 
 async def _maintain(ctx: AppContext) -> None:
     ttl = timedelta(seconds=ctx.settings.unattached_file_ttl_seconds)
+    days = ctx.settings.delivery_history_days
+    history = timedelta(days=days) if days else None
     while True:
         try:
-            await sweep(ctx.db, ctx.blobs, ttl)
+            await sweep(ctx.db, ctx.blobs, ttl, history)
         except Exception:
             log.exception("Maintenance sweep failed; will retry")
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     unattached_file_ttl_seconds: int = Field(default=24 * 3600, gt=0)
     #: how often the maintenance loop (file and token clean-up) runs
     maintenance_interval_seconds: float = Field(default=300.0, gt=0)
+    #: sent deliveries (and their attempts) are deleted this many days after they were sent;
+    #: 0 keeps them. Dead and pending ones are never deleted.
+    delivery_history_days: float = Field(default=30.0, ge=0)
 
     #: SQLite durability: NORMAL loses at most the last commits on power loss, FULL none
     sqlite_synchronous: str = "NORMAL"

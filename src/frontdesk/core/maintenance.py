@@ -1,4 +1,5 @@
-"""Periodic clean-up: files nobody attached, tokens long expired, uploads cut short."""
+"""Periodic clean-up: files nobody attached, tokens long expired, uploads cut short, and the
+history of deliveries sent long ago."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from frontdesk.core import auth, files
+from frontdesk.core import auth, files, outbox_admin
 from frontdesk.core.clock import utcnow
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import Database
@@ -24,6 +25,7 @@ STALE_INCOMING_SECONDS = 24 * 3600
 class Swept:
     files: int
     tokens: int
+    deliveries: int = 0
 
 
 async def _sweep_files(db: Database, blobs: BlobStore, cutoff: datetime) -> int:
@@ -43,11 +45,40 @@ async def _sweep_files(db: Database, blobs: BlobStore, cutoff: datetime) -> int:
     return deleted
 
 
-async def sweep(db: Database, blobs: BlobStore, unattached_file_ttl: timedelta) -> Swept:
-    """Delete unattached files older than the TTL (rows first, then bytes) and dead tokens."""
+async def _sweep_deliveries(db: Database, before: datetime) -> int:
+    """Oldest first, a batch of rows at a time: each read, and written (a short transaction)
+    only when it holds something to delete."""
+    deleted, after = 0, 0
+    while step := await db.read(
+        outbox_admin.next_prune_step, after, before, outbox_admin.PRUNE_BATCH
+    ):
+        if step.found:
+            deleted += await db.write(outbox_admin.prune_sent, after, step.upto, before)
+        if not step.more:
+            break
+        after = step.upto
+    return deleted
+
+
+async def sweep(
+    db: Database,
+    blobs: BlobStore,
+    unattached_file_ttl: timedelta,
+    delivery_history: timedelta | None = None,
+) -> Swept:
+    """Delete unattached files older than the TTL (rows first, then bytes), dead tokens, and
+    deliveries sent longer than `delivery_history` ago (None: kept for ever)."""
     deleted = await _sweep_files(db, blobs, utcnow() - unattached_file_ttl)
     tokens = await db.write(auth.delete_expired_tokens, EXPIRED_TOKEN_MEMORY)
     blobs.clear_incoming(older_than=time.time() - STALE_INCOMING_SECONDS)
-    if deleted or tokens:
-        log.info("Swept %d unattached files and %d expired tokens", deleted, tokens)
-    return Swept(deleted, tokens)
+    sent = 0
+    if delivery_history is not None:
+        sent = await _sweep_deliveries(db, utcnow() - delivery_history)
+    if deleted or tokens or sent:
+        log.info(
+            "Swept %d unattached files, %d expired tokens and %d sent deliveries",
+            deleted,
+            tokens,
+            sent,
+        )
+    return Swept(deleted, tokens, sent)
