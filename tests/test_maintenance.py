@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import timedelta
@@ -14,10 +15,11 @@ from frontdesk.core import auth, files, outbox, outbox_admin, outbox_settle
 from frontdesk.core.clock import utcnow
 from frontdesk.core.maintenance import sweep
 from frontdesk.errors import NotFound
+from frontdesk.settings import Settings
 from frontdesk.storage.sql import Query
 from frontdesk.storage.tables import deliveries, delivery_attempts
 
-from factories import db_of, make_connector, upload
+from factories import app_client, db_of, make_connector, upload
 
 
 async def test_unattached_files_are_deleted_after_the_ttl_and_attached_ones_kept(client):
@@ -86,9 +88,9 @@ async def test_stale_partial_uploads_are_removed(client):
     assert fresh.exists()
 
 
-async def _delivery(db, status, finished_days_ago=None, key="chat:1"):
-    """A delivery that reached `status` (one attempt logged), made and finished that many days
-    ago."""
+async def _delivery(db, status, finished_days_ago=None, key="chat:1", made_days_ago=None):
+    """A delivery that reached `status` (one attempt logged), finished that many days ago and
+    made then too, or `made_days_ago`."""
     row = await db.write(
         outbox.enqueue, kind="sendmessage", url="http://127.0.0.1:9/x", body=b"{}", ordering_key=key
     )
@@ -100,9 +102,10 @@ async def _delivery(db, status, finished_days_ago=None, key="chat:1"):
         outbox_settle.record_attempt, claimed, attempt, retry_at=None, done=status == "sent"
     )
     finished = utcnow() - timedelta(days=finished_days_ago or 0)
+    made = utcnow() - timedelta(days=made_days_ago) if made_days_ago else finished
 
     async def backdate(tx):
-        await tx.run(BACKDATE, id=row, at=finished)
+        await tx.run(BACKDATE, id=row, made=made, finished=finished)
 
     await db.write(backdate)
     return row
@@ -120,7 +123,7 @@ async def _attempts_of(tx, row):
 BACKDATE = Query(
     sa.update(deliveries)
     .where(deliveries.c.id == p("id"))
-    .values(created_at=p("at"), finished_at=p("at"))
+    .values(created_at=p("made"), finished_at=p("finished"))
 )
 
 
@@ -130,6 +133,8 @@ async def test_sent_deliveries_are_deleted_after_their_history_and_nothing_else(
     recent_sent = await _delivery(db, "sent", 29, key="b")
     old_dead = await _delivery(db, "dead", 60, key="c")
     pending = await _delivery(db, "pending", key="d")
+    # made long ago, sent again recently (redelivered): its history starts again
+    redelivered = await _delivery(db, "sent", 1, key="e", made_days_ago=40)
     ctx = client.app.state.ctx
     assert len(await db.read(_attempts_of, old_sent)) == 1
 
@@ -141,7 +146,8 @@ async def test_sent_deliveries_are_deleted_after_their_history_and_nothing_else(
     with pytest.raises(NotFound):
         await db.read(outbox_admin.show_delivery, old_sent)
     assert await db.read(_attempts_of, old_sent) == []  # gone with it
-    for row, status in ((recent_sent, "sent"), (old_dead, "dead"), (pending, "pending")):
+    kept = (recent_sent, "sent"), (old_dead, "dead"), (pending, "pending"), (redelivered, "sent")
+    for row, status in kept:
         assert (await db.read(outbox_admin.show_delivery, row))["status"] == status
 
 
@@ -181,3 +187,52 @@ async def test_a_sweep_with_no_old_history_writes_nothing_for_it(client, monkeyp
     swept = await sweep(counting, ctx.blobs, timedelta(days=1), timedelta(days=30))
     assert swept.deliveries == 0 and counting.prunes == 0
     assert len(await db.read(outbox_admin.list_deliveries, None, 10)) == 6
+
+
+@pytest.mark.parametrize("days, kept", [(30, False), (0, True)])
+async def test_the_server_sweeps_sent_history_on_its_own_unless_told_to_keep_it(
+    settings, days, kept
+):
+    """The wiring: the app's maintenance loop passes FRONTDESK_DELIVERY_HISTORY_DAYS on."""
+    live = settings.model_copy(
+        update={"maintenance_interval_seconds": 0.05, "delivery_history_days": days}
+    )
+    async with app_client(live) as c:
+        db = db_of(c)
+        old = await _delivery(db, "sent", 40)
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if not await db.read(outbox_admin.list_deliveries, None, 10):
+                break
+        remaining = [row["id"] for row in await db.read(outbox_admin.list_deliveries, None, 10)]
+    assert remaining == ([old] if kept else [])
+
+
+class CountingReads(CountingWrites):
+    def __init__(self, db):
+        super().__init__(db)
+        self.steps = 0
+
+    async def read(self, work, *args, **kwargs):
+        self.steps += work is outbox_admin.next_prune_step
+        return await self.db.read(work, *args, **kwargs)
+
+
+async def test_a_sweep_reads_no_further_than_the_history_it_deletes(client, monkeypatch):
+    monkeypatch.setattr(outbox_admin, "PRUNE_BATCH", 2)
+    db = db_of(client)
+    for n in range(2):
+        await _delivery(db, "sent", 40, key=f"old{n}")
+    for n in range(6):
+        await _delivery(db, "sent", 1, key=f"new{n}")
+    ctx = client.app.state.ctx
+    counting = CountingReads(db)
+    swept = await sweep(counting, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    # the old pair, then a batch of young rows, and no further
+    assert (swept.deliveries, counting.steps) == (2, 2)
+
+
+@pytest.mark.parametrize("days", [0.5, -1, 40000])
+def test_the_history_is_none_or_at_least_a_day(days):
+    with pytest.raises(ValueError, match="delivery_history_days"):
+        Settings(delivery_history_days=days)

@@ -35,16 +35,24 @@ log = logging.getLogger(__name__)
 ENDPOINTS: tuple[Endpoint, ...] = (*PYRUS_EXT_V1, *PYRUS_V4, *PLANFIX_CHAT, *ADMIN_API)
 
 
+#: the first maintenance sweep runs this long after start (or one interval, if shorter)
+FIRST_SWEEP_AFTER_SECONDS = 60.0
+
+
 async def _maintain(ctx: AppContext) -> None:
     ttl = timedelta(seconds=ctx.settings.unattached_file_ttl_seconds)
     days = ctx.settings.delivery_history_days
     history = timedelta(days=days) if days else None
+    interval = ctx.settings.maintenance_interval_seconds
+    # not at once: a start (several workers', or another process's migrations) is no time
+    # for clean-up writes, and nothing it sweeps is urgent
+    await asyncio.sleep(min(interval, FIRST_SWEEP_AFTER_SECONDS))
     while True:
         try:
             await sweep(ctx.db, ctx.blobs, ttl, history)
         except Exception:
             log.exception("Maintenance sweep failed; will retry")
-        await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings) -> FrontdeskApp:

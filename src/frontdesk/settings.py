@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=300.0, gt=0)
     #: sent deliveries (and their attempts) are deleted this many days after they were sent;
     #: 0 keeps them. Dead and pending ones are never deleted.
-    delivery_history_days: float = Field(default=30.0, ge=0)
+    delivery_history_days: float = Field(default=30.0, ge=0, le=36500)
 
     #: SQLite durability: NORMAL loses at most the last commits on power loss, FULL none
     sqlite_synchronous: str = "NORMAL"
@@ -97,6 +97,14 @@ class Settings(BaseSettings):
         if mode not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError("must be OFF, NORMAL, FULL or EXTRA")
         return mode
+
+    @field_validator("delivery_history_days")
+    @classmethod
+    def _history_of_a_day_or_more(cls, value: float) -> float:
+        # shorter, a worker's late outcome could arrive for a delivery already deleted
+        if 0 < value < 1:
+            raise ValueError("must be 0 (keep all) or at least 1 day")
+        return value
 
     @property
     def effective_database_url(self) -> str:

@@ -3,6 +3,7 @@ history of deliveries sent long ago."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ async def _sweep_files(db: Database, blobs: BlobStore, cutoff: datetime) -> int:
 
 async def _sweep_deliveries(db: Database, before: datetime) -> int:
     """Oldest first, a batch of rows at a time: each read, and written (a short transaction)
-    only when it holds something to delete."""
+    only when it holds something to delete. Between batches the loop serves requests: on
+    SQLite a read holds it, and dead deliveries, kept, are read again at every sweep (about
+    16 ms a batch with 8 KB bodies)."""
     deleted, after = 0, 0
     while step := await db.read(
         outbox_admin.next_prune_step, after, before, outbox_admin.PRUNE_BATCH
@@ -57,6 +60,7 @@ async def _sweep_deliveries(db: Database, before: datetime) -> int:
         if not step.more:
             break
         after = step.upto
+        await asyncio.sleep(0)
     return deleted
 
 
