@@ -11,15 +11,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core import auth, files, outbox, outbox_admin, outbox_settle
+from frontdesk.core import auth, files, history, outbox, outbox_admin, outbox_settle
 from frontdesk.core.clock import utcnow
 from frontdesk.core.maintenance import sweep
 from frontdesk.errors import NotFound
 from frontdesk.settings import Settings
 from frontdesk.storage.sql import Query
-from frontdesk.storage.tables import deliveries, delivery_attempts
+from frontdesk.storage.tables import attachment_fetches, deliveries, delivery_attempts
 
-from factories import app_client, db_of, make_connector, upload
+from factories import app_client, db_of, fetches_of, make_connector, make_planfix, upload
 
 
 async def test_unattached_files_are_deleted_after_the_ttl_and_attached_ones_kept(client):
@@ -152,7 +152,7 @@ async def test_sent_deliveries_are_deleted_after_their_history_and_nothing_else(
 
 
 async def test_a_long_history_is_deleted_in_batches(client, monkeypatch):
-    monkeypatch.setattr(outbox_admin, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
     rows = [await _delivery(db, "sent", 40, key=f"k{n}") for n in range(5)]
     ctx = client.app.state.ctx
@@ -170,13 +170,13 @@ class CountingWrites:
         return await self.db.read(work, *args, **kwargs)
 
     async def write(self, work, *args, **kwargs):
-        self.prunes += work is outbox_admin.prune_sent
+        self.prunes += work is history.prune
         return await self.db.write(work, *args, **kwargs)
 
 
 async def test_a_sweep_with_no_old_history_writes_nothing_for_it(client, monkeypatch):
     # a write would take SQLite's write lock every few minutes for nothing
-    monkeypatch.setattr(outbox_admin, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
     for n in range(3):
         await _delivery(db, "dead", 40, key=f"old{n}")
@@ -214,12 +214,12 @@ class CountingReads(CountingWrites):
         self.steps = 0
 
     async def read(self, work, *args, **kwargs):
-        self.steps += work is outbox_admin.next_prune_step
+        self.steps += work is history.next_step and args[0] is history.SENT_DELIVERIES
         return await self.db.read(work, *args, **kwargs)
 
 
 async def test_a_sweep_reads_no_further_than_the_history_it_deletes(client, monkeypatch):
-    monkeypatch.setattr(outbox_admin, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
     for n in range(2):
         await _delivery(db, "sent", 40, key=f"old{n}")
@@ -236,3 +236,30 @@ async def test_a_sweep_reads_no_further_than_the_history_it_deletes(client, monk
 def test_the_history_is_none_or_at_least_a_day(days):
     with pytest.raises(ValueError, match="delivery_history_days"):
         Settings(delivery_history_days=days)
+
+
+FINISH_FETCH = Query(
+    sa.update(attachment_fetches)
+    .where(attachment_fetches.c.id == p("id"))
+    .values(status=p("status"), created_at=p("at"), finished_at=p("at"))
+)
+
+
+async def test_finished_downloads_go_with_the_history_and_failed_ones_stay(client):
+    from test_planfix_fetch import message_with
+
+    await make_planfix(client)
+    await message_with(client, ("a.jpg", "http://127.0.0.1:9/a"), ("b.jpg", "http://127.0.0.1:9/b"))
+    await message_with(client, ("c.jpg", "http://127.0.0.1:9/c"), chat_id="chat-2")
+    done, failed, pending = [row["id"] for row in await fetches_of(client)]
+    long_ago = utcnow() - timedelta(days=40)
+
+    async def finish(tx):
+        await tx.run(FINISH_FETCH, id=done, status="done", at=long_ago)
+        await tx.run(FINISH_FETCH, id=failed, status="failed", at=long_ago)
+
+    await db_of(client).write(finish)
+    ctx = client.app.state.ctx
+    swept = await sweep(ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    assert swept.downloads == 1
+    assert [row["id"] for row in await fetches_of(client)] == [failed, pending]

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from frontdesk.core import auth, files, outbox_admin
+from frontdesk.core import auth, files, history
 from frontdesk.core.clock import utcnow
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import Database
@@ -27,6 +27,7 @@ class Swept:
     files: int
     tokens: int
     deliveries: int = 0
+    downloads: int = 0
 
 
 async def _sweep_files(db: Database, blobs: BlobStore, cutoff: datetime) -> int:
@@ -46,17 +47,14 @@ async def _sweep_files(db: Database, blobs: BlobStore, cutoff: datetime) -> int:
     return deleted
 
 
-async def _sweep_deliveries(db: Database, before: datetime) -> int:
-    """Oldest first, a batch of rows at a time: each read, and written (a short transaction)
-    only when it holds something to delete. Between batches the loop serves requests: on
-    SQLite a read holds it, and dead deliveries, kept, are read again at every sweep (about
-    16 ms a batch with 8 KB bodies)."""
+async def _sweep_history(db: Database, kind: history.History, before: datetime) -> int:
+    """Oldest first, a batch of rows at a time (core.history). Between batches the loop
+    serves requests: on SQLite a read holds it, and the rows kept (dead deliveries) are read
+    again at every sweep (about 16 ms a batch with 8 KB bodies)."""
     deleted, after = 0, 0
-    while step := await db.read(
-        outbox_admin.next_prune_step, after, before, outbox_admin.PRUNE_BATCH
-    ):
+    while step := await db.read(history.next_step, kind, after, before, history.BATCH):
         if step.found:
-            deleted += await db.write(outbox_admin.prune_sent, after, step.upto, before)
+            deleted += await db.write(history.prune, kind, after, step.upto, before)
         if not step.more:
             break
         after = step.upto
@@ -71,18 +69,23 @@ async def sweep(
     delivery_history: timedelta | None = None,
 ) -> Swept:
     """Delete unattached files older than the TTL (rows first, then bytes), dead tokens, and
-    deliveries sent longer than `delivery_history` ago (None: kept for ever)."""
+    deliveries sent and attachments downloaded longer than `delivery_history` ago (None: kept
+    for ever)."""
     deleted = await _sweep_files(db, blobs, utcnow() - unattached_file_ttl)
     tokens = await db.write(auth.delete_expired_tokens, EXPIRED_TOKEN_MEMORY)
     blobs.clear_incoming(older_than=time.time() - STALE_INCOMING_SECONDS)
-    sent = 0
+    sent = downloads = 0
     if delivery_history is not None:
-        sent = await _sweep_deliveries(db, utcnow() - delivery_history)
-    if deleted or tokens or sent:
+        before = utcnow() - delivery_history
+        sent = await _sweep_history(db, history.SENT_DELIVERIES, before)
+        downloads = await _sweep_history(db, history.FINISHED_DOWNLOADS, before)
+    if deleted or tokens or sent or downloads:
         log.info(
-            "Swept %d unattached files, %d expired tokens and %d sent deliveries",
+            "Swept %d unattached files, %d expired tokens, %d sent deliveries and %d "
+            "finished downloads",
             deleted,
             tokens,
             sent,
+            downloads,
         )
-    return Swept(deleted, tokens, sent)
+    return Swept(deleted, tokens, sent, downloads)

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +12,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.outbox import DEAD, PENDING, SENT, STATUSES
 from frontdesk.errors import FrontdeskError, NotFound
-from frontdesk.storage.sql import Query, Row, Tx, constant
+from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import deliveries, delivery_attempts
 
 REDELIVER = Query(
@@ -93,53 +91,3 @@ async def show_delivery(tx: Tx, delivery: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"No delivery {delivery}")
     return {**row, "attempt_log": await tx.all(ATTEMPTS, id=delivery)}
-
-
-#: rows one prune step looks at (and at most deletes: a short transaction on either engine)
-PRUNE_BATCH = 1000
-# The oldest rows, by id: ids follow creation, so a sweep reads from the start until rows are
-# younger than the history kept, and never reads the rest (no index on finish times needed).
-OLDEST = Query(
-    sa.select(
-        deliveries.c.id, deliveries.c.status, deliveries.c.created_at, deliveries.c.finished_at
-    )
-    .where(deliveries.c.id > p("after"))
-    .order_by(deliveries.c.id)
-    .limit(p("limit"))
-)
-# Sent deliveries only: a dead one waits for someone to redeliver it, an open one is not done.
-# Their attempts go with them (ON DELETE CASCADE).
-PRUNE_SENT = Query(
-    sa.delete(deliveries).where(
-        deliveries.c.id > p("after"),
-        deliveries.c.id <= p("upto"),
-        deliveries.c.status == constant(SENT),
-        deliveries.c.finished_at < p("before"),
-    )
-)
-
-
-@dataclass(frozen=True)
-class PruneStep:
-    #: the last id looked at
-    upto: int
-    #: whether any of the rows looked at is to be deleted
-    found: bool
-    #: whether rows after `upto` may be old enough too
-    more: bool
-
-
-async def next_prune_step(tx: Tx, after: int, before: datetime, limit: int) -> PruneStep | None:
-    """The next `limit` rows after id `after` (a read); None when there are none."""
-    rows = await tx.all(OLDEST, after=after, limit=limit)
-    if not rows:
-        return None
-    found = any(row["status"] == SENT and row["finished_at"] < before for row in rows)
-    more = len(rows) == limit and rows[-1]["created_at"] < before
-    return PruneStep(rows[-1]["id"], found, more)
-
-
-async def prune_sent(tx: Tx, after: int, upto: int, before: datetime) -> int:
-    """Delete the deliveries with ids in (after, upto] that were sent before `before`, and
-    their attempts."""
-    return await tx.run(PRUNE_SENT, after=after, upto=upto, before=before)
