@@ -160,3 +160,36 @@ async def test_a_failing_settle_and_claim_is_settled_alone_and_not_retried_at_on
     assert [r.path for r in receiver.requests] == ["/a", "/b"]
     assert (await show(client, first))["status"] == "sent"
     assert (await show(client, second))["status"] == "sent"
+
+
+class SlowClaims(FailingClaims):
+    """The database, with every settle-and-claim taking a while: time to stop the worker."""
+
+    def __init__(self, db):
+        super().__init__(db)
+        self.started = asyncio.Event()
+
+    async def write(self, work, *args, **kwargs):
+        if work is outbox_settle.settle_and_claim:
+            self.started.set()
+            await asyncio.sleep(0.3)
+        return await self.db.write(work, *args, **kwargs)
+
+
+async def test_stopping_during_a_settle_and_claim_loses_no_outcome_and_keeps_no_row(
+    client, receiver, outbound
+):
+    first = await enqueue(client, receiver.url + "/a", key="chat:1")
+    second = await enqueue(client, receiver.url + "/b", key="chat:1")
+    worker = make_worker(client, outbound, poll_seconds=0.25)
+    worker.db = slow = SlowClaims(db_of(client))
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(slow.started.wait(), 10)  # the first sent, its settle under way
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+    assert [r.path for r in receiver.requests] == ["/a"]
+    shown = await show(client, first)
+    assert shown["status"] == "sent" and len(shown["attempt_log"]) == 1
+    given_back = await show(client, second)  # claimed by that statement, never sent
+    assert (given_back["status"], given_back["attempts"]) == ("pending", 0)
