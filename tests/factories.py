@@ -520,3 +520,29 @@ def planfix_seed_sample(command: str) -> tuple[str, list[tuple[str, str]]]:
         key, _, value = line.partition("=")
         fields.append((key, value))
     return urlsplit(url.split()[1]).path, fields
+
+
+class WatchedDatabase:
+    """A test's database, every unit of work passed through and noted (the unit's function
+    and its arguments) in `reads` or `writes`; `before_write(work)`, if given, runs before
+    each write (to delay it, or fail it)."""
+
+    def __init__(self, db: Any, before_write: Any = None) -> None:
+        self.db, self.dialect, self.memo = db, db.dialect, db.memo
+        self.reads: list[tuple[Any, tuple[Any, ...]]] = []
+        self.writes: list[tuple[Any, tuple[Any, ...]]] = []
+        self._before_write = before_write
+
+    async def read(self, work: Any, *args: Any, **kwargs: Any) -> Any:
+        self.reads.append((work, args))
+        return await self.db.read(work, *args, **kwargs)
+
+    async def write(self, work: Any, *args: Any, **kwargs: Any) -> Any:
+        self.writes.append((work, args))
+        if self._before_write is not None:
+            await self._before_write(work)
+        return await self.db.write(work, *args, **kwargs)
+
+    def count(self, calls: list[tuple[Any, tuple[Any, ...]]], work: Any) -> int:
+        """How many of these calls ran `work`."""
+        return sum(1 for done, _ in calls if done is work)

@@ -11,7 +11,7 @@ from frontdesk.core.outbox_settle import Attempt, Outcome
 from receivers import Script
 from test_delivery_worker import enqueue, make_worker, show
 
-from factories import db_of
+from factories import WatchedDatabase, db_of
 
 LEASE = timedelta(seconds=60)
 
@@ -124,21 +124,9 @@ async def test_a_burst_to_one_chat_goes_out_whole_and_in_order(client, receiver,
     assert len(listed) == 30
 
 
-class FailingClaims:
-    """The database, except that every settle-and-claim fails (say, the database is down
-    for that moment, or the statement refuses one of the outcomes)."""
-
-    def __init__(self, db):
-        self.db, self.dialect, self.memo, self.failed = db, db.dialect, db.memo, 0
-
-    async def read(self, work, *args, **kwargs):
-        return await self.db.read(work, *args, **kwargs)
-
-    async def write(self, work, *args, **kwargs):
-        if work is outbox_settle.settle_and_claim:
-            self.failed += 1
-            raise ConnectionError("the database went away")
-        return await self.db.write(work, *args, **kwargs)
+async def database_down(work):
+    if work is outbox_settle.settle_and_claim:  # (say, for that moment)
+        raise ConnectionError("the database went away")
 
 
 async def test_a_failing_settle_and_claim_is_settled_alone_and_not_retried_at_once(
@@ -147,7 +135,7 @@ async def test_a_failing_settle_and_claim_is_settled_alone_and_not_retried_at_on
     first = await enqueue(client, receiver.url + "/a", key="chat:1")
     second = await enqueue(client, receiver.url + "/b", key="chat:1")
     worker = make_worker(client, outbound, poll_seconds=0.25)
-    worker.db = failing = FailingClaims(db_of(client))
+    worker.db = failing = WatchedDatabase(db_of(client), database_down)
     running = asyncio.create_task(worker.run())
     try:
         await receiver.wait_for(2)  # the second after the first's outcome was recorded
@@ -156,24 +144,10 @@ async def test_a_failing_settle_and_claim_is_settled_alone_and_not_retried_at_on
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     # a failure per settle, not a loop retrying the same one
-    assert 1 <= failing.failed <= 4
+    assert 1 <= failing.count(failing.writes, outbox_settle.settle_and_claim) <= 4
     assert [r.path for r in receiver.requests] == ["/a", "/b"]
     assert (await show(client, first))["status"] == "sent"
     assert (await show(client, second))["status"] == "sent"
-
-
-class SlowClaims(FailingClaims):
-    """The database, with every settle-and-claim taking a while: time to stop the worker."""
-
-    def __init__(self, db):
-        super().__init__(db)
-        self.started = asyncio.Event()
-
-    async def write(self, work, *args, **kwargs):
-        if work is outbox_settle.settle_and_claim:
-            self.started.set()
-            await asyncio.sleep(0.3)
-        return await self.db.write(work, *args, **kwargs)
 
 
 async def test_stopping_during_a_settle_and_claim_loses_no_outcome_and_keeps_no_row(
@@ -182,9 +156,16 @@ async def test_stopping_during_a_settle_and_claim_loses_no_outcome_and_keeps_no_
     first = await enqueue(client, receiver.url + "/a", key="chat:1")
     second = await enqueue(client, receiver.url + "/b", key="chat:1")
     worker = make_worker(client, outbound, poll_seconds=0.25)
-    worker.db = slow = SlowClaims(db_of(client))
+    started = asyncio.Event()
+
+    async def slow_claims(work):  # time to stop the worker in the middle of one
+        if work is outbox_settle.settle_and_claim:
+            started.set()
+            await asyncio.sleep(0.3)
+
+    worker.db = WatchedDatabase(db_of(client), slow_claims)
     running = asyncio.create_task(worker.run())
-    await asyncio.wait_for(slow.started.wait(), 10)  # the first sent, its settle under way
+    await asyncio.wait_for(started.wait(), 10)  # the first sent, its settle under way
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
 

@@ -19,7 +19,15 @@ from frontdesk.settings import Settings
 from frontdesk.storage.sql import Query
 from frontdesk.storage.tables import attachment_fetches, deliveries, delivery_attempts
 
-from factories import app_client, db_of, fetches_of, make_connector, make_planfix, upload
+from factories import (
+    WatchedDatabase,
+    app_client,
+    db_of,
+    fetches_of,
+    make_connector,
+    make_planfix,
+    upload,
+)
 
 
 async def test_unattached_files_are_deleted_after_the_ttl_and_attached_ones_kept(client):
@@ -162,18 +170,6 @@ async def test_a_long_history_is_deleted_in_batches(client, monkeypatch):
     assert len(rows) == 5
 
 
-class CountingWrites:
-    def __init__(self, db):
-        self.db, self.dialect, self.memo, self.prunes = db, db.dialect, db.memo, 0
-
-    async def read(self, work, *args, **kwargs):
-        return await self.db.read(work, *args, **kwargs)
-
-    async def write(self, work, *args, **kwargs):
-        self.prunes += work is history.prune
-        return await self.db.write(work, *args, **kwargs)
-
-
 async def test_a_sweep_with_no_old_history_writes_nothing_for_it(client, monkeypatch):
     # a write would take SQLite's write lock every few minutes for nothing
     monkeypatch.setattr(history, "BATCH", 2)
@@ -183,9 +179,9 @@ async def test_a_sweep_with_no_old_history_writes_nothing_for_it(client, monkeyp
     for n in range(3):
         await _delivery(db, "sent", 1, key=f"new{n}")
     ctx = client.app.state.ctx
-    counting = CountingWrites(db)
-    swept = await sweep(counting, ctx.blobs, timedelta(days=1), timedelta(days=30))
-    assert swept.deliveries == 0 and counting.prunes == 0
+    watched = WatchedDatabase(db)
+    swept = await sweep(watched, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    assert swept.deliveries == 0 and watched.count(watched.writes, history.prune) == 0
     assert len(await db.read(outbox_admin.list_deliveries, None, 10)) == 6
 
 
@@ -208,16 +204,6 @@ async def test_the_server_sweeps_sent_history_on_its_own_unless_told_to_keep_it(
     assert remaining == ([old] if kept else [])
 
 
-class CountingReads(CountingWrites):
-    def __init__(self, db):
-        super().__init__(db)
-        self.steps = 0
-
-    async def read(self, work, *args, **kwargs):
-        self.steps += work is history.next_step and args[0] is history.SENT_DELIVERIES
-        return await self.db.read(work, *args, **kwargs)
-
-
 async def test_a_sweep_reads_no_further_than_the_history_it_deletes(client, monkeypatch):
     monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
@@ -226,10 +212,12 @@ async def test_a_sweep_reads_no_further_than_the_history_it_deletes(client, monk
     for n in range(6):
         await _delivery(db, "sent", 1, key=f"new{n}")
     ctx = client.app.state.ctx
-    counting = CountingReads(db)
-    swept = await sweep(counting, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    watched = WatchedDatabase(db)
+    swept = await sweep(watched, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    steps = [args for work, args in watched.reads if work is history.next_step]
     # the old pair, then a batch of young rows, and no further
-    assert (swept.deliveries, counting.steps) == (2, 2)
+    assert swept.deliveries == 2
+    assert sum(1 for args in steps if args[0] is history.SENT_DELIVERIES) == 2
 
 
 @pytest.mark.parametrize("days", [0.5, -1, 40000])

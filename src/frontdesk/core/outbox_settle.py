@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from frontdesk.core.clock import utcnow
 from frontdesk.core.outbox import (
+    CLAIM_DUE,
     DEAD,
     PENDING,
     SENDING,
@@ -168,12 +169,9 @@ async def settle_and_claim(
         rows = await tx.all_alone(SETTLE_AND_CLAIM, **claim, **_arrays(outcomes, now))
     else:
         await _record_each(tx, outcomes, now)
-        rows = await tx.all_alone(SETTLE_AND_CLAIM_SQLITE, **claim)
+        # (SQLite sees the settle's writes in the same transaction: the plain claim does)
+        rows = await tx.all_alone(CLAIM_DUE, **claim)
     return claimed_rows(rows)
-
-
-#: SQLite sees the settle's writes in the same transaction: the plain claim does
-SETTLE_AND_CLAIM_SQLITE = Query(claim_due_statement())
 
 
 async def record_attempt(

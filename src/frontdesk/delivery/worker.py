@@ -87,8 +87,9 @@ def request_headers(claimed: Claimed) -> dict[str, str]:
 
 
 class DeliveryWorker:
-    """Each step settles the sends that finished (one batched write, in the background),
-    then claims what is due (one statement) and starts sending it.
+    """Each step claims what is due and settles the sends that finished, in one statement
+    (with no claim due, the settle runs alone, in the background), and hands the claimed rows
+    to its sending slots.
 
     It claims up to seven rounds ahead of its free slots: a finished send is followed at once
     by one claimed before, instead of waiting for the next claim's round trip. A claim on a
