@@ -3,6 +3,7 @@ transaction (or in one statement, see PostgresTx)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
@@ -162,6 +163,11 @@ class PostgresDatabase:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self.memo: dict[Any, Any] = {}
+        # Units wait here, first come first served, never in the pool's own queue: a woken
+        # waiter there loses its connection to any newcomer that asks first and goes to the
+        # back of the line. Under load that made a tail of requests wait many rounds
+        # (p99 112 ms at p50 30 ms, 64 connections to a pool of 8).
+        self._turns = asyncio.Semaphore(pool_size)
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
@@ -180,14 +186,14 @@ class PostgresDatabase:
 
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
-        async with self._pool.acquire() as conn:
+        async with self._turns, self._pool.acquire() as conn:
             return await work(PostgresTx(conn, self.memo, writing=False), *args, **kwargs)
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         assert self._pool is not None, "database is not open"
         for attempt in range(1, RACE_RETRIES + 1):
             try:
-                async with self._pool.acquire() as conn:
+                async with self._turns, self._pool.acquire() as conn:
                     return await _run_unit(
                         PostgresTx(conn, self.memo, writing=True), work, *args, **kwargs
                     )
@@ -198,7 +204,8 @@ class PostgresDatabase:
 
     async def ping(self) -> None:
         assert self._pool is not None, "database is not open"
-        await self._pool.fetchval("SELECT 1")
+        async with self._turns:
+            await self._pool.fetchval("SELECT 1")
 
     async def close(self) -> None:
         if self._pool is not None:
