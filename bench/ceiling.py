@@ -8,7 +8,7 @@ against the same dict), and inserts one row:
     (performance.md appendix, the `sqlite_batch` backend);
   * PostgreSQL: an asyncpg pool (8 per worker, as Frontdesk's default) and one
     `INSERT ... RETURNING id`.
-It is run by uvicorn with the same settings as `frontdesk serve` (see servers.py), so the ratio
+It is served the way `frontdesk serve` serves Frontdesk (`main` below), so the ratio
 app/ceiling measures what Frontdesk's own work costs, not the HTTP server or the disk.
 
 Configured by the environment: BENCH_CEILING_DB (sqlite:///path or postgresql://...) and
@@ -358,3 +358,34 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     row_id = await STATE["store"].insert(make_row(body))
     await _respond(send, 200, answer % row_id)
+
+
+def main() -> None:
+    """`python -m bench.ceiling --host H --port P --workers N`: served the way `frontdesk serve`
+    serves Frontdesk (uvicorn, uvloop, httptools; several workers each on a socket of its own)."""
+    import argparse
+
+    import uvicorn
+
+    from frontdesk.cli import workers as worker_processes
+
+    parser = argparse.ArgumentParser(prog="python -m bench.ceiling")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    host, port, count = args.host, args.port, args.workers
+    options: dict[str, Any] = {
+        "app": "bench.ceiling:app",
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": "warning",
+    }
+    if count > 1 and worker_processes.balanced_workers_available():
+        raise SystemExit(worker_processes.serve_workers(options, host, port, count))
+    uvicorn.run(**options, host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 #: the same uvicorn settings `frontdesk serve` uses, for the ceiling (src/frontdesk/cli/server.py)
-UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
 
 
 class ServerError(RuntimeError):
@@ -55,18 +54,8 @@ def frontdesk_command(port: int, workers: int) -> list[str]:
 def ceiling_command(port: int, workers: int) -> list[str]:
     return [
         sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.ceiling:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        *UVICORN_FLAGS,
-        "--log-level",
-        "warning",
+        *("-m", "bench.ceiling"),
+        *("--host", HOST, "--port", str(port), "--workers", str(workers)),
     ]
 
 

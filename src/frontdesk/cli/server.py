@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
+from frontdesk.cli import workers
 from frontdesk.cli.output import emit
 from frontdesk.core import demo
 from frontdesk.settings import Settings
@@ -106,15 +107,15 @@ def run_serve(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     print(_banner(args, credentials), flush=True)
-    uvicorn.run(
-        "frontdesk.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=args.access_log,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "app": "frontdesk.app:app_from_env",
+        "factory": True,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": args.access_log,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": 10,
+    }
+    if args.workers > 1 and workers.balanced_workers_available():
+        raise SystemExit(workers.serve_workers(options, args.host, args.port, args.workers))
+    uvicorn.run(**options, host=args.host, port=args.port, workers=args.workers)

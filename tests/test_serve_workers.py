@@ -1,0 +1,89 @@
+"""`frontdesk serve --workers N`: every worker listens on a socket of its own (SO_REUSEPORT),
+so the kernel spreads connections over them; a worker that dies is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from factories import served
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="only Linux balances SO_REUSEPORT sockets"
+)
+
+
+def _listeners(port: int) -> dict[int, str]:
+    """pid -> socket inode of every process listening on the port (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    owners = {}
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (pid_dir / "fd").iterdir()]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        for link in links:
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                owners[int(pid_dir.name)] = link[8:-1]
+    return owners
+
+
+def _wait_for(condition, seconds: float = 20.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
+    database_url: str, tmp_path: Path
+) -> None:
+    with served(database_url, tmp_path, "--workers", "2") as base:
+        port = int(base.rsplit(":", 1)[1])
+        owners = _wait_for(lambda: len(_listeners(port)) == 2 and _listeners(port))
+        assert len(set(owners.values())) == 2  # two sockets, not one shared by two processes
+
+        victim = next(iter(owners))
+        os.kill(victim, signal.SIGKILL)
+        replaced = _wait_for(
+            lambda: (now := _listeners(port)) and len(now) == 2 and victim not in now and now
+        )
+        assert len(set(replaced.values())) == 2
+        for _ in range(20):  # every connection is answered, whichever worker takes it
+            assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        workers = list(replaced)
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "zombie"
+
+
+def test_workers_that_cannot_start_stop_the_server_instead_of_restarting() -> None:
+    from frontdesk.cli.workers import serve_workers
+
+    started = time.monotonic()
+    status = serve_workers({"app": "no_such_module:app"}, "127.0.0.1", 0, 2)
+    assert status != 0
+    assert time.monotonic() - started < 30
