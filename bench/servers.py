@@ -24,7 +24,6 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
-#: the same uvicorn settings `frontdesk serve` uses, for the ceiling (src/frontdesk/cli/server.py)
 
 
 class ServerError(RuntimeError):

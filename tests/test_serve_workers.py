@@ -4,7 +4,9 @@ so the kernel spreads connections over them; a worker that dies is replaced."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +44,19 @@ def _listeners(port: int) -> dict[int, str]:
     return owners
 
 
+def _serving_workers(port: int, log: Path) -> dict[int, str]:
+    """The two workers' listeners, once both have said they serve (a worker killed before
+    that is a failed start, which stops the server)."""
+
+    def ready() -> dict[int, str] | None:
+        now = _listeners(port)
+        serving = {int(pid) for pid in re.findall(r"Worker (\d+) serving", log.read_text())}
+        return now if len(now) == 2 and set(now) <= serving else None
+
+    found: dict[int, str] = _wait_for(ready)
+    return found
+
+
 def _wait_for(condition, seconds: float = 20.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -57,7 +72,7 @@ def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
 ) -> None:
     with served(database_url, tmp_path, "--workers", "2") as base:
         port = int(base.rsplit(":", 1)[1])
-        owners = _wait_for(lambda: len(_listeners(port)) == 2 and _listeners(port))
+        owners = _serving_workers(port, tmp_path / "serve.log")
         assert len(set(owners.values())) == 2  # two sockets, not one shared by two processes
 
         victim = next(iter(owners))
@@ -81,9 +96,47 @@ def _state(pid: int) -> str:
 
 
 def test_workers_that_cannot_start_stop_the_server_instead_of_restarting() -> None:
-    from frontdesk.cli.workers import serve_workers
+    code = (
+        "from frontdesk.cli.workers import serve_workers\n"
+        "raise SystemExit(serve_workers({'app': 'no_such_module:app'}, '127.0.0.1', 0, 2))"
+    )
+    # in a process of its own: a supervisor that restarted them forever would never return
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert done.returncode != 0
+    assert b"failed to start" in done.stderr
 
-    started = time.monotonic()
-    status = serve_workers({"app": "no_such_module:app"}, "127.0.0.1", 0, 2)
-    assert status != 0
-    assert time.monotonic() - started < 30
+
+def test_workers_die_with_the_supervisor(database_url: str, tmp_path: Path) -> None:
+    """Killed with SIGKILL, the supervisor leaves no worker serving the port behind it."""
+    with served(database_url, tmp_path, "--workers", "2") as base:
+        port = int(base.rsplit(":", 1)[1])
+        workers = _serving_workers(port, tmp_path / "serve.log")
+        supervisor = _parent_of(next(iter(workers)))
+        os.kill(supervisor, signal.SIGKILL)
+        _wait_for(lambda: not _listeners(port))
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/healthz", timeout=5)
+
+
+def test_sighup_replaces_every_worker_and_the_port_stays_served(
+    database_url: str, tmp_path: Path
+) -> None:
+    with served(database_url, tmp_path, "--workers", "2") as base:
+        port = int(base.rsplit(":", 1)[1])
+        old = _serving_workers(port, tmp_path / "serve.log")
+        os.kill(_parent_of(next(iter(old))), signal.SIGHUP)
+        answers = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answers.append(httpx.get(f"{base}/healthz", timeout=5).status_code)
+            now = _listeners(port)
+            if len(now) == 2 and not set(now) & set(old):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"workers not replaced: {old} -> {_listeners(port)}")
+        assert set(answers) == {200}  # never refused while the workers changed
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

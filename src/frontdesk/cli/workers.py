@@ -11,7 +11,8 @@ The supervisor (this process) binds the port first without listening: that reser
 turns port 0 into a real one, and reports a port in use before any worker starts; a socket
 that does not listen is given no connections. A worker that dies after it started serving is
 replaced; one that dies before is a startup failure, which a restart would only repeat, so
-the supervisor stops.
+the supervisor stops. Workers die with the supervisor (PR_SET_PDEATHSIG), and SIGHUP
+replaces them all, as it does under uvicorn's own supervisor.
 
 Only Linux spreads connections over SO_REUSEPORT sockets; elsewhere `serve` keeps uvicorn's
 workers.
@@ -19,12 +20,12 @@ workers.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -48,6 +49,19 @@ def _port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to stop this worker when the supervisor dies, even by SIGKILL: a worker
+    left behind would go on taking its share of the port's connections beside a new server."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+        raise SystemExit(1)
+
+
 def _run_worker(options: dict[str, Any], host: str, port: int, serving: Any) -> None:
     import uvicorn
 
@@ -56,7 +70,9 @@ def _run_worker(options: dict[str, Any], host: str, port: int, serving: Any) -> 
             await super().startup(sockets)
             if self.started:  # the app's startup went well and the socket accepts
                 serving.set()
+                logging.getLogger("uvicorn.error").info("Worker %d serving", os.getpid())
 
+    _die_with_parent()
     sock = _port_socket(host, port)
     sock.listen(2048)  # uvicorn's own backlog
     ReportingServer(uvicorn.Config(**options)).run(sockets=[sock])
@@ -69,7 +85,8 @@ class _Worker:
 
 
 class Supervisor:
-    """Starts the workers, replaces the ones that die, stops them all on SIGINT or SIGTERM."""
+    """Starts the workers and replaces the ones that die; SIGINT or SIGTERM stops them all,
+    SIGHUP replaces them all (new ones start beside the old, which finish their requests)."""
 
     def __init__(self, options: dict[str, Any], host: str, port: int, workers: int) -> None:
         self._options = options
@@ -77,21 +94,45 @@ class Supervisor:
         self._port = port
         self._count = workers
         self._context = multiprocessing.get_context("spawn")
-        self._stopping = threading.Event()
+        #: signals received, handled by the loop (a handler must not take locks)
+        self._signals: list[int] = []
         self._workers: list[_Worker] = []
 
     def run(self) -> int:
         """Serve until told to stop; the exit status."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self._stopping.set())
-        self._workers = [self._start() for _ in range(self._count)]
-        status = 0
-        while not self._stopping.wait(0.5):
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            self._workers = [self._start() for _ in range(self._count)]
+            return self._supervise()
+        finally:
+            self._stop(self._workers)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, _frame: object) -> None:
+        self._signals.append(sig)
+
+    def _supervise(self) -> int:
+        while True:
+            time.sleep(0.25)
+            while self._signals:
+                if self._signals.pop(0) != signal.SIGHUP:
+                    return 0
+                old, self._workers = self._workers, [self._start() for _ in range(self._count)]
+                self._wait_until_serving(self._workers)  # the port is never left unserved
+                self._stop(old)
             status = self._replace_dead()
             if status:
-                break
-        self._stop_all()
-        return status
+                return status
+
+    @staticmethod
+    def _wait_until_serving(workers: list[_Worker]) -> None:
+        deadline = time.monotonic() + STOP_SECONDS
+        for worker in workers:
+            while not worker.serving.wait(0.1) and worker.process.is_alive():
+                if time.monotonic() > deadline:
+                    return
 
     def _start(self) -> _Worker:
         serving = self._context.Event()
@@ -105,7 +146,7 @@ class Supervisor:
         """0, or the exit status of a worker that failed to start."""
         for n, worker in enumerate(self._workers):
             process = worker.process
-            if process.is_alive():
+            if process.is_alive() or self._signals:  # a Ctrl-C reaches the workers too
                 continue
             code = process.exitcode or 0
             if not worker.serving.is_set():
@@ -115,13 +156,14 @@ class Supervisor:
             self._workers[n] = self._start()
         return 0
 
-    def _stop_all(self) -> None:
-        for worker in self._workers:
+    @staticmethod
+    def _stop(workers: list[_Worker]) -> None:
+        for worker in workers:
             pid = worker.process.pid
             if worker.process.is_alive() and pid is not None:
                 os.kill(pid, signal.SIGTERM)  # uvicorn finishes its requests first
         deadline = time.monotonic() + STOP_SECONDS
-        for worker in self._workers:
+        for worker in workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
@@ -133,4 +175,6 @@ def serve_workers(options: dict[str, Any], host: str, port: int, workers: int) -
     `workers` processes; the exit status."""
     with _port_socket(host, port) as reservation:
         port = reservation.getsockname()[1]
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        print(f"{workers} workers serving http://{where}", file=sys.stderr, flush=True)
         return Supervisor(options, host, port, workers).run()
