@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from factories import served
+from factories import served, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="only Linux balances SO_REUSEPORT sockets"
@@ -67,23 +69,44 @@ def _wait_for(condition, seconds: float = 20.0):  # type: ignore[no-untyped-def]
     raise AssertionError("timed out")
 
 
-def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
-    database_url: str, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Served:
+    base: str
+    port: int
+    #: pid -> listening socket of each worker
+    workers: dict[int, str]
+
+
+@pytest.fixture
+def two_workers(database_url: str, tmp_path: Path) -> Iterator[Served]:
+    """`serve --workers 2`, once both workers serve."""
     with served(database_url, tmp_path, "--workers", "2") as base:
         port = int(base.rsplit(":", 1)[1])
-        owners = _serving_workers(port, tmp_path / "serve.log")
-        assert len(set(owners.values())) == 2  # two sockets, not one shared by two processes
+        yield Served(base, port, _serving_workers(port, tmp_path / "serve.log"))
 
-        victim = next(iter(owners))
-        os.kill(victim, signal.SIGKILL)
-        replaced = _wait_for(
-            lambda: (now := _listeners(port)) and len(now) == 2 and victim not in now and now
-        )
-        assert len(set(replaced.values())) == 2
-        for _ in range(20):  # every connection is answered, whichever worker takes it
-            assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
-        workers = list(replaced)
+
+def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced(
+    two_workers: Served,
+) -> None:
+    base, port, owners = two_workers.base, two_workers.port, two_workers.workers
+    assert len(set(owners.values())) == 2  # two sockets, not one shared by two processes
+
+    victim = next(iter(owners))
+    os.kill(victim, signal.SIGKILL)
+    replaced = _wait_for(
+        lambda: (now := _listeners(port)) and len(now) == 2 and victim not in now and now
+    )
+    assert len(set(replaced.values())) == 2
+    for _ in range(20):  # every connection is answered, whichever worker takes it
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+
+
+def test_stopping_the_server_stops_every_worker(database_url: str, tmp_path: Path) -> None:
+    process, base = start_server(database_url, tmp_path, "--workers", "2")
+    try:
+        workers = _serving_workers(int(base.rsplit(":", 1)[1]), tmp_path / "serve.log")
+    finally:
+        stop_server(process)  # SIGINT to the process group, as Ctrl-C in a terminal
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
 
@@ -106,36 +129,30 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_restarting() -> No
     assert b"failed to start" in done.stderr
 
 
-def test_workers_die_with_the_supervisor(database_url: str, tmp_path: Path) -> None:
+def test_workers_die_with_the_supervisor(two_workers: Served) -> None:
     """Killed with SIGKILL, the supervisor leaves no worker serving the port behind it."""
-    with served(database_url, tmp_path, "--workers", "2") as base:
-        port = int(base.rsplit(":", 1)[1])
-        workers = _serving_workers(port, tmp_path / "serve.log")
-        supervisor = _parent_of(next(iter(workers)))
-        os.kill(supervisor, signal.SIGKILL)
-        _wait_for(lambda: not _listeners(port))
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{base}/healthz", timeout=5)
+    base, port, workers = two_workers.base, two_workers.port, two_workers.workers
+    supervisor = _parent_of(next(iter(workers)))
+    os.kill(supervisor, signal.SIGKILL)
+    _wait_for(lambda: not _listeners(port))
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/healthz", timeout=5)
 
 
-def test_sighup_replaces_every_worker_and_the_port_stays_served(
-    database_url: str, tmp_path: Path
-) -> None:
-    with served(database_url, tmp_path, "--workers", "2") as base:
-        port = int(base.rsplit(":", 1)[1])
-        old = _serving_workers(port, tmp_path / "serve.log")
-        os.kill(_parent_of(next(iter(old))), signal.SIGHUP)
-        answers = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            answers.append(httpx.get(f"{base}/healthz", timeout=5).status_code)
-            now = _listeners(port)
-            if len(now) == 2 and not set(now) & set(old):
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"workers not replaced: {old} -> {_listeners(port)}")
-        assert set(answers) == {200}  # never refused while the workers changed
+def test_sighup_replaces_every_worker_and_the_port_stays_served(two_workers: Served) -> None:
+    base, port, old = two_workers.base, two_workers.port, two_workers.workers
+    os.kill(_parent_of(next(iter(old))), signal.SIGHUP)
+    answers = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answers.append(httpx.get(f"{base}/healthz", timeout=5).status_code)
+        now = _listeners(port)
+        if len(now) == 2 and not set(now) & set(old):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"workers not replaced: {old} -> {_listeners(port)}")
+    assert set(answers) == {200}  # never refused while the workers changed
 
 
 def _parent_of(pid: int) -> int:
