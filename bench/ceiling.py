@@ -362,12 +362,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def main() -> None:
     """`python -m bench.ceiling --host H --port P --workers N`: served the way `frontdesk serve`
-    serves Frontdesk (uvicorn, uvloop, httptools; several workers each on a socket of its own)."""
+    serves Frontdesk (uvicorn, uvloop, httptools with a response's writes joined; several
+    workers each on a socket of its own)."""
     import argparse
 
     import uvicorn
 
     from frontdesk.cli import workers as worker_processes
+    from frontdesk.web.http_protocol import HttpProtocol
 
     parser = argparse.ArgumentParser(prog="python -m bench.ceiling")
     parser.add_argument("--host", default="127.0.0.1")
@@ -378,7 +380,7 @@ def main() -> None:
     options: dict[str, Any] = {
         "app": "bench.ceiling:app",
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HttpProtocol,
         "access_log": False,
         "log_level": "warning",
     }

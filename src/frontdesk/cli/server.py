@@ -14,6 +14,7 @@ from frontdesk.settings import Settings
 from frontdesk.storage import migrate
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import is_sqlite, open_database
+from frontdesk.web.http_protocol import HttpProtocol
 
 
 def register(commands: Any) -> None:
@@ -111,7 +112,7 @@ def run_serve(args: argparse.Namespace) -> None:
         "app": "frontdesk.app:app_from_env",
         "factory": True,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HttpProtocol,  # httptools, a response's writes joined
         "access_log": args.access_log,
         "log_level": settings.log_level.lower(),
         "timeout_graceful_shutdown": 10,

@@ -1,0 +1,122 @@
+"""The HTTP protocol `serve` runs: a response's writes reach the socket as one write."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from frontdesk.web.http_protocol import FLUSH_AT, CoalescingTransport
+
+from factories import served
+
+
+class Pair:
+    """A real TCP connection: our transport on one end, a plain socket on the other."""
+
+    def __init__(self, transport: asyncio.Transport, peer: socket.socket) -> None:
+        self.transport = transport
+        self.peer = peer
+        self.writes: list[bytes] = []
+        real_write = transport.write
+
+        def counted(data: bytes) -> None:  # the socket transport's own write, counted
+            self.writes.append(bytes(data))
+            real_write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+
+    async def received(self, size: int) -> bytes:
+        loop = asyncio.get_running_loop()
+        data = b""
+        while len(data) < size:
+            chunk = await loop.sock_recv(self.peer, size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    connecting = loop.create_connection(asyncio.Protocol, *listener.getsockname())
+    (transport, _), (peer, _) = await asyncio.gather(connecting, loop.sock_accept(listener))
+    listener.close()
+    peer.setblocking(False)
+    yield Pair(transport, peer)
+    transport.close()
+    peer.close()
+
+
+async def test_the_writes_of_one_step_reach_the_socket_as_one(pair: Pair) -> None:
+    coalescing = CoalescingTransport(pair.transport, asyncio.get_running_loop())
+    coalescing.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    coalescing.write(b"{}")
+    assert pair.writes == []  # kept until the step ends
+    assert await pair.received(40) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+    assert pair.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+
+
+async def test_closing_writes_what_was_kept_first(pair: Pair) -> None:
+    coalescing = CoalescingTransport(pair.transport, asyncio.get_running_loop())
+    coalescing.write(b"last words")
+    coalescing.close()
+    assert await pair.received(100) == b"last words"  # then EOF
+
+
+async def test_a_large_write_goes_out_at_once(pair: Pair) -> None:
+    coalescing = CoalescingTransport(pair.transport, asyncio.get_running_loop())
+    chunk = os.urandom(FLUSH_AT)
+    coalescing.write(b"head")
+    coalescing.write(chunk)
+    assert pair.writes == [b"head" + chunk]  # without waiting for the step to end
+    assert await pair.received(FLUSH_AT + 4) == b"head" + chunk
+
+
+def test_the_served_app_answers_on_a_kept_alive_connection_and_streams_large_files(
+    database_url: str, tmp_path: Path
+) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    with served(database_url, tmp_path, "--demo") as base, httpx.Client(base_url=base) as http:
+        token = http.post(
+            "/v1/token", json={"client_id": "unique12345@login.edu", "secret": "czWhgtoLnm****"}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        for n in range(20):  # one connection, kept alive: every answer whole, in order
+            answer = http.post(
+                "/v1/getmessage",
+                headers=headers,
+                json={"account_id": "uniqueID12345", "channel_id": "c", "message_text": f"#{n}"},
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["tasks"][0]["is_new_task"] is (n == 0)
+        guid = http.post("/v1/files/upload", headers=headers, files={"file": ("big.bin", data)})
+        attached = {
+            "account_id": "uniqueID12345",
+            "channel_id": "c",
+            "attachments": [guid.json()["guid"]],
+        }
+        answer = http.post("/v1/getmessage", headers=headers, json=attached)
+        task_id = answer.json()["tasks"][0]["task_id"]
+        file_id = _attachment_id(http, task_id)
+        download = http.get(f"/v1/files/download/{file_id}", headers=headers)
+        assert download.status_code == 200
+        assert hashlib.md5(download.content).hexdigest() == hashlib.md5(data).hexdigest()
+
+
+def _attachment_id(http: httpx.Client, task_id: int) -> int:
+    """The id of the file attached to the task's last comment, read as the demo agent."""
+    agent = {"login": "agent@frontdesk.local", "security_key": "demo-security-key-0000000000000000"}
+    token = http.post("/v4/auth", json=agent).json()["access_token"]
+    task = http.get(f"/v4/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"})
+    attachment_id: int = task.json()["task"]["comments"][-1]["attachments"][0]["id"]
+    return attachment_id
