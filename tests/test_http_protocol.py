@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import os
@@ -11,8 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
-from frontdesk.web.http_protocol import FLUSH_AT, CoalescingTransport
+from frontdesk.app import create_app
+from frontdesk.cli import server
+from frontdesk.settings import Settings
+from frontdesk.web.http_protocol import FLUSH_AT, CoalescingTransport, HttpProtocol
 
 from factories import served
 
@@ -31,6 +36,7 @@ class Pair:
             real_write(data)
 
         transport.write = counted  # type: ignore[method-assign]
+        transport.writelines = lambda parts: counted(b"".join(parts))  # type: ignore[method-assign]
 
     async def received(self, size: int) -> bytes:
         loop = asyncio.get_running_loop()
@@ -120,3 +126,48 @@ def _attachment_id(http: httpx.Client, task_id: int) -> int:
     task = http.get(f"/v4/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"})
     attachment_id: int = task.json()["task"]["comments"][-1]["attachments"][0]["id"]
     return attachment_id
+
+
+async def test_every_answer_of_the_app_is_one_write_on_the_socket(settings: Settings) -> None:
+    """The real app under uvicorn with HttpProtocol, in this test: head and body leave together."""
+    writes: list[int] = []
+
+    class Counted(HttpProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            real_write = transport.write
+
+            def counted(data: bytes) -> None:
+                writes.append(len(data))
+                real_write(data)
+
+            transport.write = counted  # type: ignore[method-assign]
+            super().connection_made(transport)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(settings), http=Counted, log_level="warning")
+    serving = uvicorn.Server(config)
+    task = asyncio.create_task(serving.serve(sockets=[listener]))
+    try:
+        while not serving.started:
+            await asyncio.sleep(0.01)
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            refused = await http.post("/v1/token", json={"client_id": "x", "secret": "y"})
+            assert refused.json()["error_code"] == "authorization_error"
+    finally:
+        serving.should_exit = True
+        await task
+        listener.close()
+    assert len(writes) == 2  # one per answer, its head and body together
+
+
+def test_serve_runs_uvicorn_with_that_protocol(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FRONTDESK_DATA_DIR", str(tmp_path))
+    ran: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda **options: ran.update(options))
+    args = argparse.Namespace(host="127.0.0.1", port=8000, workers=1, demo=False, access_log=False)
+    server.run_serve(args)
+    assert ran["http"] is HttpProtocol

@@ -44,11 +44,14 @@ class CoalescingTransport(asyncio.Transport):
     def flush(self) -> None:
         if not self._kept:
             return
-        data = self._kept[0] if len(self._kept) == 1 else b"".join(self._kept)
-        self._kept.clear()
-        self._kept_bytes = 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        kept, self._kept = self._kept, []
+        size, self._kept_bytes = self._kept_bytes, 0
+        if self._transport.is_closing():  # dropped, as the transport itself drops them
+            return
+        if size < FLUSH_AT:  # a small answer: one buffer takes uvloop's quickest path
+            self._transport.write(b"".join(kept))
+        else:  # one writev under uvloop, without copying a large body into one buffer
+            self._transport.writelines(kept)
 
     def close(self) -> None:
         self.flush()
