@@ -366,8 +366,6 @@ def main() -> None:
     workers each on a socket of its own)."""
     import argparse
 
-    import uvicorn
-
     from frontdesk.cli import workers as worker_processes
     from frontdesk.web.http_protocol import HttpProtocol
 
@@ -376,7 +374,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    host, port, count = args.host, args.port, args.workers
     options: dict[str, Any] = {
         "app": "bench.ceiling:app",
         "loop": "uvloop",
@@ -384,9 +381,7 @@ def main() -> None:
         "access_log": False,
         "log_level": "warning",
     }
-    if count > 1 and worker_processes.balanced_workers_available():
-        raise SystemExit(worker_processes.serve_workers(options, host, port, count))
-    uvicorn.run(**options, host=host, port=port)
+    worker_processes.serve(options, args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ async def test_sent_deliveries_are_deleted_after_their_history_and_nothing_else(
 
     kept_for_ever = await sweep(ctx.db, ctx.blobs, timedelta(days=1))
     assert kept_for_ever.deliveries == 0
-    swept = await sweep(ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    swept = await _sweep_history(client)
 
     assert swept.deliveries == 1
     with pytest.raises(NotFound):
@@ -163,8 +163,7 @@ async def test_a_long_history_is_deleted_in_batches(client, monkeypatch):
     monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
     rows = [await _delivery(db, "sent", 40, key=f"k{n}") for n in range(5)]
-    ctx = client.app.state.ctx
-    swept = await sweep(ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    swept = await _sweep_history(client)
     assert swept.deliveries == 5
     assert await db.read(outbox_admin.list_deliveries, None, 10) == []
     assert len(rows) == 5
@@ -174,13 +173,10 @@ async def test_a_sweep_with_no_old_history_writes_nothing_for_it(client, monkeyp
     # a write would take SQLite's write lock every few minutes for nothing
     monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
-    for n in range(3):
-        await _delivery(db, "dead", 40, key=f"old{n}")
-    for n in range(3):
-        await _delivery(db, "sent", 1, key=f"new{n}")
-    ctx = client.app.state.ctx
+    await _deliveries(db, "dead", 40, count=3, prefix="old")
+    await _deliveries(db, "sent", 1, count=3, prefix="new")
     watched = WatchedDatabase(db)
-    swept = await sweep(watched, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    swept = await _sweep_history(client, watched)
     assert swept.deliveries == 0 and watched.count(watched.writes, history.prune) == 0
     assert len(await db.read(outbox_admin.list_deliveries, None, 10)) == 6
 
@@ -207,13 +203,10 @@ async def test_the_server_sweeps_sent_history_on_its_own_unless_told_to_keep_it(
 async def test_a_sweep_reads_no_further_than_the_history_it_deletes(client, monkeypatch):
     monkeypatch.setattr(history, "BATCH", 2)
     db = db_of(client)
-    for n in range(2):
-        await _delivery(db, "sent", 40, key=f"old{n}")
-    for n in range(6):
-        await _delivery(db, "sent", 1, key=f"new{n}")
-    ctx = client.app.state.ctx
+    await _deliveries(db, "sent", 40, count=2, prefix="old")
+    await _deliveries(db, "sent", 1, count=6, prefix="new")
     watched = WatchedDatabase(db)
-    swept = await sweep(watched, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    swept = await _sweep_history(client, watched)
     steps = [args for work, args in watched.reads if work is history.next_step]
     # the old pair, then a batch of young rows, and no further
     assert swept.deliveries == 2
@@ -247,7 +240,18 @@ async def test_finished_downloads_go_with_the_history_and_failed_ones_stay(clien
         await tx.run(FINISH_FETCH, id=failed, status="failed", at=long_ago)
 
     await db_of(client).write(finish)
-    ctx = client.app.state.ctx
-    swept = await sweep(ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+    swept = await _sweep_history(client)
     assert swept.downloads == 1
     assert [row["id"] for row in await fetches_of(client)] == [failed, pending]
+
+
+async def _sweep_history(client, db=None):
+    """A sweep that keeps 30 days of delivery history (uploads kept a day), on `db` if given."""
+    ctx = client.app.state.ctx
+    return await sweep(db or ctx.db, ctx.blobs, timedelta(days=1), timedelta(days=30))
+
+
+async def _deliveries(db, status, days_ago, *, count, prefix):
+    """`count` deliveries of one status, finished `days_ago`, keys prefix0, prefix1, …"""
+    for n in range(count):
+        await _delivery(db, status, days_ago, key=f"{prefix}{n}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from factories import served, start_server, stop_server
+from factories import free_port, served, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="only Linux balances SO_REUSEPORT sockets"
@@ -157,3 +157,42 @@ def test_sighup_replaces_every_worker_and_the_port_stays_served(two_workers: Ser
 
 def _parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+HUP_APP = """
+import os, pathlib
+
+if pathlib.Path(os.environ["BROKEN_MARK"]).exists():
+    raise RuntimeError("the code was broken since the server started")
+
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def test_sighup_keeps_the_running_workers_when_the_new_ones_cannot_start(tmp_path: Path) -> None:
+    (tmp_path / "hup_app.py").write_text(HUP_APP)
+    port = free_port()
+    code = (
+        "from frontdesk.cli.workers import serve_workers\n"
+        "options = {'app': 'hup_app:app', 'lifespan': 'off'}\n"
+        f"raise SystemExit(serve_workers(options, '127.0.0.1', {port}, 2))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "BROKEN_MARK": str(tmp_path / "broken")}
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        running = _serving_workers(port, log)
+        (tmp_path / "broken").touch()
+        supervisor.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "new workers failed to start" in log.read_text())
+        assert _listeners(port) == running
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok"
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        supervisor.wait(timeout=30)

@@ -95,8 +95,6 @@ def _banner(args: argparse.Namespace, credentials: demo.DemoCredentials | None) 
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     settings = Settings.from_env()
     url = settings.effective_database_url
     asyncio.run(migrate.upgrade(url))
@@ -117,6 +115,4 @@ def run_serve(args: argparse.Namespace) -> None:
         "log_level": settings.log_level.lower(),
         "timeout_graceful_shutdown": 10,
     }
-    if args.workers > 1 and workers.balanced_workers_available():
-        raise SystemExit(workers.serve_workers(options, args.host, args.port, args.workers))
-    uvicorn.run(**options, host=args.host, port=args.port, workers=args.workers)
+    workers.serve(options, args.host, args.port, args.workers)

@@ -34,6 +34,8 @@ from typing import Any
 #: how long a worker may take to finish its requests once told to stop (uvicorn's graceful
 #: shutdown is given 10 s by `serve`)
 STOP_SECONDS = 15.0
+#: how long new workers may take to serve after SIGHUP before the old ones are kept instead
+START_SECONDS = 30.0
 
 
 def balanced_workers_available() -> bool:
@@ -119,20 +121,27 @@ class Supervisor:
             while self._signals:
                 if self._signals.pop(0) != signal.SIGHUP:
                     return 0
-                old, self._workers = self._workers, [self._start() for _ in range(self._count)]
-                self._wait_until_serving(self._workers)  # the port is never left unserved
-                self._stop(old)
+                self._replace_all()
             status = self._replace_dead()
             if status:
                 return status
 
-    @staticmethod
-    def _wait_until_serving(workers: list[_Worker]) -> None:
-        deadline = time.monotonic() + STOP_SECONDS
-        for worker in workers:
+    def _replace_all(self) -> None:
+        """New workers beside the old; the old stop once every new one serves (the port is
+        never left unserved). New ones that cannot start (code broken since) are stopped and
+        the old ones go on serving."""
+        new = [self._start() for _ in range(self._count)]
+        deadline = time.monotonic() + START_SECONDS
+        for worker in new:
             while not worker.serving.wait(0.1) and worker.process.is_alive():
                 if time.monotonic() > deadline:
-                    return
+                    break
+        retiring = new
+        if all(worker.serving.is_set() for worker in new):
+            retiring, self._workers = self._workers, new
+        else:
+            print("new workers failed to start; the running ones go on", file=sys.stderr)
+        self._stop(retiring)
 
     def _start(self) -> _Worker:
         serving = self._context.Event()
@@ -168,6 +177,17 @@ class Supervisor:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()
+
+
+def serve(options: dict[str, Any], host: str, port: int, workers: int) -> None:
+    """Serve uvicorn `options` (a Config's keyword arguments, without host and port) from
+    `workers` processes: our supervisor where the kernel balances SO_REUSEPORT, uvicorn's
+    own elsewhere and for a single process."""
+    if workers > 1 and balanced_workers_available():
+        raise SystemExit(serve_workers(options, host, port, workers))
+    import uvicorn
+
+    uvicorn.run(**options, host=host, port=port, workers=workers)
 
 
 def serve_workers(options: dict[str, Any], host: str, port: int, workers: int) -> int:
