@@ -1,9 +1,17 @@
 """SQLite: units of work run on the event loop, committed together once per loop iteration.
 
 The first write of a loop iteration opens `BEGIN IMMEDIATE` and schedules the COMMIT for the
-end of the iteration; every write of that iteration runs inside it, each in its own SAVEPOINT
-so that one failing unit rolls back alone. A unit's caller gets its result only after the
-COMMIT returned (explicit group commit, performance.md appendix).
+end of the iteration; every write of that iteration runs inside it. A unit's caller gets its
+result only after the COMMIT returned (explicit group commit, performance.md appendix).
+
+A unit that fails must leave nothing behind, and the units beside it in the batch must not
+suffer for it. A unit that fails before it changed a row (a refused request, nearly every
+failure) has nothing to undo. One that fails after writing rolls the whole batch back, and
+the other units of the batch run again in the next one, as a unit that lost a race does
+(their callers have no answer yet). A SAVEPOINT per unit would undo the failing unit alone,
+but it costs every unit: SQLite copies each page the unit changes that the batch had changed
+already into a sub-journal (a temporary file past 64 KiB): 3-11% of the CPU of a new
+conversation or call.
 
 Why on the loop and not on a writer thread: a unit is a few statements of microseconds each,
 and a second Python thread makes the two threads trade the GIL at every SQLite call, which
@@ -69,6 +77,10 @@ def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
     # the OS with a system call each (64 MB is a ceiling, not an allocation)
     conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     return conn
+
+
+class _RunAgain(Exception):
+    """The unit's batch was rolled back because another unit in it failed after writing."""
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -182,13 +194,16 @@ class SqliteDatabase:
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         # One writer: a unit cannot lose a race here, but the contract is the engines' own
-        for attempt in range(1, RACE_RETRIES + 1):
+        lost_races = 0
+        while True:
             try:
                 return await self._write_once(work, *args, **kwargs)
+            except _RunAgain:
+                continue  # another unit's failure rolled this one's batch back
             except LostRace:
-                if attempt == RACE_RETRIES:
+                lost_races += 1
+                if lost_races == RACE_RETRIES:
                     raise
-        raise AssertionError("unreachable")
 
     async def _write_once(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         while self._batch is None:
@@ -197,35 +212,38 @@ class SqliteDatabase:
             await self._open_batch()
         conn = self._writer
         assert conn is not None, "database is not open"
+        changes = conn.total_changes  # (rows written by triggers count too)
         # From here to the end of the unit nothing awaits: the unit runs whole in this batch.
-        conn.execute("SAVEPOINT unit")
         try:
             unit = work(SqliteTx(conn, self.memo), *args, **kwargs)
             result: T = run_to_completion(unit)  # type: ignore[arg-type]
         except BaseException as exc:
-            self._undo_unit(exc)
+            if conn.total_changes != changes or not conn.in_transaction:
+                self._abandon_batch(exc)
             raise
-        conn.execute("RELEASE unit")
         committed = asyncio.get_running_loop().create_future()
         assert self._batch is not None
         self._batch.append(committed)
         await committed
         return result
 
-    def _undo_unit(self, exc: BaseException) -> None:
-        """Roll back the failed unit alone; if SQLite aborted the whole transaction instead
-        (disk full, I/O error), the units before it are lost too and must be told so."""
+    def _abandon_batch(self, exc: BaseException) -> None:
+        """A unit failed after writing: roll the batch back; its other units run again.
+
+        If SQLite aborted the transaction itself (disk full, I/O error), the units before the
+        failing one are told that error instead: running them again would meet it again.
+        """
         assert self._writer is not None
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK TO unit")
-            self._writer.execute("RELEASE unit")
-            return
-        log.error("SQLite rolled back a whole batch: %s", exc)
         batch, self._batch = self._batch or [], None
-        lost = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
+            outcome: BaseException = _RunAgain()
+        else:
+            log.error("SQLite rolled back a whole batch: %s", exc)
+            outcome = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
         for future in batch:
-            if not future.done():
-                future.set_exception(lost)
+            if not future.done():  # (a cancelled caller's unit is not run again)
+                future.set_exception(outcome)
 
     def _try_begin(self, *, late: bool = False) -> bool:
         """Open the batch transaction; False while another process holds the write lock.
@@ -270,7 +288,7 @@ class SqliteDatabase:
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, None
-        if batch is None:  # the batch was already rolled back (see _undo_unit)
+        if batch is None:  # the batch was already rolled back (see _abandon_batch)
             return
         assert self._writer is not None
         try:
