@@ -35,7 +35,7 @@ from typing import Any
 
 from frontdesk.errors import Busy
 from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
-from frontdesk.storage.sql import Deferred, Query, Row, resolved
+from frontdesk.storage.sql import Compiled, Deferred, Query, Row, resolved
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,16 @@ class SqliteTx:
         self.memo = memo
         self.now = datetime.now(UTC)
 
+    def _one(self, compiled: Compiled, args: tuple[Any, ...]) -> Row | None:
+        if compiled.rowid_column is not None:
+            cursor = self._conn.execute(compiled.sql_without_returning, args)
+            return {compiled.rowid_column: cursor.lastrowid} if cursor.rowcount > 0 else None
+        values = self._conn.execute(compiled.sql, args).fetchone()
+        return None if values is None else compiled.row(values)
+
     async def one(self, query: Query, /, **params: Any) -> Row | None:
         compiled = query.compiled("sqlite")
-        values = self._conn.execute(compiled.sql, compiled.args(params)).fetchone()
-        return None if values is None else compiled.row(values)
+        return self._one(compiled, compiled.args(params))
 
     async def all(self, query: Query, /, **params: Any) -> list[Row]:
         compiled = query.compiled("sqlite")
@@ -122,12 +128,11 @@ class SqliteTx:
         deferred = Deferred(query, params, claim)
         compiled = query.compiled("sqlite")
         try:
-            values = self._conn.execute(compiled.sql, compiled.args(resolved(params))).fetchone()
+            deferred.resolve(self._one(compiled, compiled.args(resolved(params))))
         except sqlite3.IntegrityError as exc:
             if claim and "UNIQUE" in str(exc):
                 raise LostRace(str(exc)) from exc
             raise
-        deferred.resolve(None if values is None else compiled.row(values))
         return deferred
 
     async def flush(self, *, last: bool = False) -> None:
