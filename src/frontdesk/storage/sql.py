@@ -226,10 +226,6 @@ def id_of(written: int | Deferred) -> int:
     return int(written.value) if isinstance(written, Deferred) else written
 
 
-def resolved(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters with the deferred writes they name replaced by their values."""
-    return {k: v.value if isinstance(v, Deferred) else v for k, v in params.items()}
-
 
 class Tx(Protocol):
     """One unit of work's view of the database: a transaction when writing."""

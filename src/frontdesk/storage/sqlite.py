@@ -35,7 +35,7 @@ from typing import Any
 
 from frontdesk.errors import Busy
 from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
-from frontdesk.storage.sql import Compiled, Deferred, Query, Row, resolved
+from frontdesk.storage.sql import Compiled, Deferred, Query, Row
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,13 @@ class SqliteTx:
 
     def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
         """Run at once: SQLite has no round trips to save."""
-        deferred = Deferred(query, params, claim)
         compiled = query.compiled("sqlite")
+        for name, value in params.items():  # (the values of this call's own dict)
+            if value.__class__ is Deferred:
+                params[name] = value.value
+        deferred = Deferred(query, params, claim)
         try:
-            deferred.resolve(self._one(compiled, compiled.args(resolved(params))))
+            deferred.resolve(self._one(compiled, compiled.args(params)))
         except sqlite3.IntegrityError as exc:
             if claim and "UNIQUE" in str(exc):
                 raise LostRace(str(exc)) from exc
