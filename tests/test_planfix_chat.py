@@ -331,3 +331,22 @@ async def test_over_a_hundred_attachments_keeps_the_first_hundred(client):
     assert "More than 100 attachments" in answer["warnings"][0]
     kept = await fetches_of(client)
     assert [f["name"] for f in kept] == [f"{n}.jpg" for n in range(100)]
+
+
+async def test_the_longest_names_the_api_takes_are_kept_as_the_column_allows(client):
+    await make_planfix(client)
+    await sent(client, message(contactName="n" * 200, contactLastName="l" * 200))
+    [comment] = await comments_of(client, (await tasks_of(client))[0]["id"])
+    assert comment["sender_name"] == ("n" * 200 + " " + "l" * 200)[:300]
+
+
+async def test_a_host_header_that_is_no_host_is_not_kept_for_links(client):
+    await make_planfix(client)
+    response = await client.post(
+        "/webchat/api", data=message(), headers={"Host": "h" * 2100 + ":80"}
+    )
+    assert response.status_code == 200, response.text
+    table = tables.planfix_integrations
+    [stored] = await rows(client, sa.select(table.c.public_base_url))
+    kept = stored["public_base_url"]
+    assert kept.startswith("http://") and "hhhh" not in kept  # the server's own address

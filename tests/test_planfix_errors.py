@@ -41,6 +41,8 @@ def message(**changes: str | None) -> dict[str, str]:
         (message(providerId=None), INVALID),
         (message(chatId=None), INVALID),
         (message(chatId=""), INVALID),
+        (message(chatId="   "), INVALID),
+        (message(providerId="  "), INVALID),
         (message(chatId="c" * 301), INVALID),
         (message(message=None), INVALID),
         (message(message=""), INVALID),

@@ -185,11 +185,26 @@ async def test_a_download_that_hangs_is_cut_off_at_the_time_limit(client, files_
     url = f"{files_server.url}/hang.jpg"
     task_id = await message_with(client, ("hang.jpg", url))
     started = asyncio.get_running_loop().time()
-    await fetcher(client, outbound, retry_delays=()).drain()
+    await fetcher(client, outbound).drain()
     assert asyncio.get_running_loop().time() - started < 5
     [job] = await fetches_of(client)
-    assert job["status"] == "failed" and "0.5 s" in job["last_error"]
+    # never retried: a second try would only hold the link back from the comment as long again
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert "0.5 s" in job["last_error"]
     assert url in await failed_note(client, task_id)
+
+
+async def test_a_server_slower_than_the_read_timeout_is_tried_again(client, files_server):
+    await make_planfix(client)
+    await message_with(client, ("hang.jpg", f"{files_server.url}/hang.jpg"))
+    impatient = Outbound(connect_timeout=1.0, read_timeout=0.1, allow_private=True)
+    try:  # the read times out (0.1 s) long before the whole download's limit (0.5 s)
+        await fetcher(client, impatient).drain()
+    finally:
+        await impatient.close()
+    [job] = await fetches_of(client)
+    assert (job["status"], job["attempts"]) == ("failed", 2)
+    assert "No answer within 0.1 s" in job["last_error"]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

@@ -20,7 +20,14 @@ from datetime import timedelta
 from frontdesk.core import attachment_fetches
 from frontdesk.core.attachment_fetches import Fetch
 from frontdesk.core.clock import utcnow
-from frontdesk.delivery.http import Download, Outbound, OutboundError, OverLimit, Refused
+from frontdesk.delivery.http import (
+    Download,
+    Outbound,
+    OutboundError,
+    OverLimit,
+    Refused,
+    TooSlow,
+)
 from frontdesk.delivery.steps import run_steps
 from frontdesk.errors import TooLarge
 from frontdesk.storage.blobs import BlobStore, BlobWriter
@@ -170,7 +177,7 @@ class AttachmentFetcher:
             return await self.outbound.download(
                 fetch.url, writer.write, limit=self.max_bytes, time_limit=self.time_limit
             )
-        except (Refused, OverLimit, TooLarge) as exc:
+        except (Refused, OverLimit, TooSlow, TooLarge) as exc:
             raise _GiveUp(getattr(exc, "message", None) or str(exc)) from None
         except OutboundError as exc:
             raise _TryAgain(str(exc)) from None

@@ -47,6 +47,10 @@ class OverLimit(OutboundError):
     """A download larger than it may be. Retrying is futile."""
 
 
+class TooSlow(OutboundError):
+    """A download not finished within its time limit. Retrying would only wait as long again."""
+
+
 #: IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, IPv4-compatible)
 _IPV4_IN_LAST_32_BITS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
 
@@ -215,8 +219,9 @@ class Outbound:
         here, each hop checked by the guard (aiohttp's own following would skip the check
         of an address given literally).
         """
+        deadline = asyncio.timeout(time_limit)
         try:
-            async with asyncio.timeout(time_limit):
+            async with deadline:
                 for _hop in range(max_redirects + 1):
                     self._check_url(url)
                     found = await self._download_once(url, sink, limit)
@@ -226,7 +231,10 @@ class Outbound:
         except OutboundError:
             raise
         except TimeoutError:
-            raise OutboundError(f"Not downloaded within {time_limit:g} s") from None
+            if deadline.expired():
+                raise TooSlow(f"Not downloaded within {time_limit:g} s") from None
+            # a connection or a read that took too long: the server may answer next time
+            raise OutboundError(f"No answer within {self._timeout.sock_read:g} s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise _refusal_in(exc) or OutboundError(_describe(exc)) from None
         raise OutboundError(f"More than {max_redirects} redirects")

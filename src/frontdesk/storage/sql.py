@@ -226,7 +226,6 @@ def id_of(written: int | Deferred) -> int:
     return int(written.value) if isinstance(written, Deferred) else written
 
 
-
 class Tx(Protocol):
     """One unit of work's view of the database: a transaction when writing."""
 

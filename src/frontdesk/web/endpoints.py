@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from frontdesk.web.context import AppContext
 from frontdesk.web.ratelimit import Quota
 
 log = logging.getLogger(__name__)
+
+#: a Host header's name or address and port (RFC 3986 reg-name, IP literal)
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._-]{1,253})(:[0-9]{1,5})?")
 
 JSON = b"application/json; charset=utf-8"
 FILE_CHUNK = 256 * 1024
@@ -67,7 +71,11 @@ class Call:
         configured = self.ctx.settings.public_url.rstrip("/")
         if configured:
             return configured
-        return f"{self.scope.get('scheme', 'http')}://{self.header(b'host') or '127.0.0.1'}"
+        host = self.header(b"host")
+        if not _HOST.fullmatch(host):  # absent, or not a host: links would not work with it
+            server = self.scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server and server[1] else "127.0.0.1"
+        return f"{self.scope.get('scheme', 'http')}://{host}"
 
     def path_param(self, name: str) -> str:
         return str(self.scope.get("path_params", {}).get(name, ""))

@@ -133,7 +133,7 @@ class Fields:
 
     def required(self, name: str) -> str:
         value = self.text(name)
-        if value is None:
+        if value is None or not value.strip():
             raise invalid_parameters(f"{name} is required")
         return value
 
