@@ -104,3 +104,14 @@ def test_extension_show_has_the_last_pulse(cli):
 def test_extension_url_must_be_http(cli, url):
     code, out, err = cli("extension", "add", "--name", "E", "--url", url)
     assert code == 1 and out == "" and "Not an http(s) URL" in err
+
+
+def test_refusals_of_reply_and_deliveries_list_are_one_line(cli):
+    assert cli("demo")[0] == 0
+    # the demo's task 15862 was made by /v1/task: it has no chat to answer in
+    for args, says in (
+        (("reply", "15862", "--text", "hi"), "has no external channel"),
+        (("deliveries", "list", "--limit", "0"), "limit must be 1 or more"),
+    ):
+        code, _, err = cli(*args)
+        assert code == 1 and says in err and err.count("\n") == 1

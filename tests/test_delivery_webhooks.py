@@ -141,6 +141,9 @@ async def test_authorize_creates_the_account_the_extension_answers(client, recei
         (Script(403, body=b'{"error": "forbidden"}'), "HTTP 403"),
         (Script(500, body=b"<html>oops</html>"), "not JSON"),
         (Script(200, body=b'{"account_name": "no id"}'), "no account_id"),
+        (Script(200, body=b'{"account_id": true}'), "no account_id"),
+        (Script(200, body=b'{"account_id": "  "}'), "no account_id"),
+        (Script(200, body=b'{"account_id": "%s"}' % (b"a" * 301)), "over 300 characters"),
     ],
 )
 async def test_authorize_failures_create_nothing(client, receiver, outbound, script, reason):
@@ -152,6 +155,15 @@ async def test_authorize_failures_create_nothing(client, receiver, outbound, scr
         )
     accounts = await rows(client, tables.extension_accounts.select())
     assert [a["account_id"] for a in accounts] == [connector.account_id]
+
+
+async def test_authorize_asks_nothing_for_a_form_that_does_not_exist(client, receiver, outbound):
+    from frontdesk.errors import NotFound
+
+    connector = await make_connector(client, base_url=receiver.url)
+    with pytest.raises(NotFound, match="No form 999"):
+        await connect_account(db_of(client), outbound, connector.extension_id, 999, [("k", "v")])
+    assert receiver.requests == []
 
 
 async def test_pulse_records_each_extensions_health(client, receiver, outbound):
@@ -269,3 +281,38 @@ async def test_answers_in_chats_with_300_character_ids_keep_their_own_order(clie
         await comment_in_chat(client, connector, task_id, "answer")
     keys = [row["ordering_key"] for row in await rows(client, tables.deliveries.select())]
     assert len(set(keys)) == 2 and all(len(key) <= 200 for key in keys)
+
+
+async def test_an_answer_nothing_would_carry_is_refused_not_lost(client, receiver, outbound):
+    from frontdesk.core import replies
+    from frontdesk.errors import FrontdeskError
+
+    from factories import comments_of, make_v4_agent
+
+    connector = await make_connector(client, base_url=receiver.url)
+    agent = await make_v4_agent(client, email="ann@example.com")
+    chat = await chat_task(client, connector)
+    no_chat = (
+        await client.post(
+            "/v1/task", headers=connector.headers, json={"account_id": connector.account_id}
+        )
+    ).json()["task_ids"][0]
+    db = db_of(client)
+    await db.write(
+        extension_hooks.toggle_account, connector.extension_id, connector.account_id, False
+    )
+    for task_id, reason in ((chat, "is disabled"), (no_chat, "no external channel")):
+        before = await comments_of(client, task_id)
+        response = await client.post(
+            f"/v4/tasks/{task_id}/comments",
+            headers=agent.headers,
+            json={"text": "On its way", "channel": {"type": "telegram"}},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error_code"] == "validation_error"
+        assert reason in response.json()["error"]
+        with pytest.raises(FrontdeskError, match=reason):  # frontdesk reply
+            await db.write(replies.reply_to_customer, task_id, "On its way")
+        assert await comments_of(client, task_id) == before
+    await drain(client, outbound)
+    assert [r.path for r in receiver.requests] == ["/toggle"]  # no sendmessage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from datetime import timedelta
 
@@ -163,17 +164,20 @@ async def test_slow_channel_does_not_hold_up_others(client, receiver, outbound):
 
 
 async def test_redeliver_sends_a_dead_delivery_again_with_the_same_id(client, receiver, outbound):
-    receiver.answer(Script(400))
+    receiver.answer(Script(500), Script(500), Script(500))
     row = await enqueue(client, receiver.url + "/hook")
     worker = make_worker(client, outbound)
     await worker.drain()
     assert (await show(client, row))["status"] == "dead"
-    assert await db_of(client).write(outbox_admin.redeliver, [row]) == [row]
+    # named twice, sent again once
+    assert await db_of(client).write(outbox_admin.redeliver, [row, row]) == [row]
     await worker.drain()
     shown = await show(client, row)
     assert shown["status"] == "sent"
-    first, second = receiver.requests
-    assert first.headers["X-Frontdesk-Delivery"] == second.headers["X-Frontdesk-Delivery"]
+    assert len({r.headers["X-Frontdesk-Delivery"] for r in receiver.requests}) == 1
+    # the log in the order the attempts were made, the redelivery's counted from 1 again
+    log = [(a["attempt"], a["status_code"]) for a in shown["attempt_log"]]
+    assert log == [(1, 500), (2, 500), (3, 500), (1, 200)]
 
 
 async def test_an_expired_lease_is_claimed_again(client, receiver, outbound):
@@ -332,3 +336,18 @@ async def test_a_claimed_row_that_waits_past_its_lease_margin_is_given_back_not_
     shown = [await show(client, row) for row in rows]
     assert {s["status"] for s in shown} == {"sent"}
     assert len(sent) == 4
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_an_answer_is_kept_to_its_cap_however_it_is_sent(receiver, outbound, encoding):
+    from frontdesk.delivery.http import RESPONSE_CAP
+
+    body = b"0" * (50 * 1024 * 1024)
+    if encoding:  # a few dozen KB on the wire
+        body = gzip.compress(body)
+        assert len(body) < RESPONSE_CAP
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    receiver.answer(Script(status=200, headers=headers, body=body))
+    answer = await outbound.request("POST", f"{receiver.url}/sendmessage", body=b"{}")
+    assert answer.status == 200
+    assert answer.body == b"0" * RESPONSE_CAP

@@ -57,7 +57,8 @@ ONE = Query(
 ATTEMPTS = Query(
     sa.select(delivery_attempts)
     .where(delivery_attempts.c.delivery_ref == p("id"))
-    .order_by(delivery_attempts.c.attempt, delivery_attempts.c.id)
+    # in the order they were made: a redelivered one counts its attempts from 1 again
+    .order_by(delivery_attempts.c.id)
 )
 
 
@@ -66,7 +67,7 @@ async def redeliver(tx: Tx, ids: Sequence[int]) -> list[int]:
     receiver may have acted on the first send: the id lets it tell)."""
     now = utcnow()
     done = []
-    for delivery in ids:
+    for delivery in dict.fromkeys(ids):  # once each, in the order given
         if await tx.run(REDELIVER, id=delivery, now=now):
             done.append(delivery)
         elif await tx.one(ONE, id=delivery) is None:
@@ -79,6 +80,8 @@ async def redeliver(tx: Tx, ids: Sequence[int]) -> list[int]:
 
 
 async def list_deliveries(tx: Tx, status: str | None = None, limit: int = 100) -> list[Row]:
+    if limit < 1:
+        raise FrontdeskError("validation_error", "limit must be 1 or more")
     if status is None:
         return await tx.all(LIST_ALL, limit=limit)
     if status not in STATUSES:

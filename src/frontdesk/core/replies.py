@@ -21,7 +21,7 @@ from frontdesk.core.comments import OUTBOUND, Formatted, NewComment, add_comment
 from frontdesk.core.intake import check_text_length
 from frontdesk.core.planfix_answers import send_to_planfix
 from frontdesk.core.users import Person
-from frontdesk.errors import NotFound, required
+from frontdesk.errors import FrontdeskError, NotFound, required
 from frontdesk.storage.sql import Query, Tx
 from frontdesk.storage.tables import channels, extension_accounts, extensions
 
@@ -50,6 +50,46 @@ CHAT_TARGETS = Query(
     )
     .order_by(extension_accounts.c.id, channels.c.key)
 )
+
+
+#: the task's chats, newest first; `enabled` is None for a Planfix chat (it has no account)
+TASK_CHATS = Query(
+    sa.select(channels.c.id, channels.c.message_type, extension_accounts.c.enabled)
+    .select_from(
+        channels.outerjoin(extension_accounts, extension_accounts.c.id == channels.c.account_ref)
+    )
+    .where(channels.c.task_id == p("task_id"), channels.c.kind == "chat")
+    .order_by(channels.c.id.desc())
+)
+
+
+@dataclass(frozen=True)
+class AnswerChannel:
+    """The chat an answer to the customer is recorded in (it goes to each chat of the task)."""
+
+    channel_id: int
+    message_type: str | None
+
+
+async def answer_channel(tx: Tx, task_id: int) -> AnswerChannel:
+    """The task's newest chat whose account is enabled.
+
+    Refused (validation_error) when the task has no chat, or only chats whose accounts are
+    disabled: an answer nothing will carry to the customer would look sent and be lost.
+    """
+    chats = await tx.all(TASK_CHATS, task_id=task_id)
+    if not chats:
+        raise FrontdeskError(
+            "validation_error", f"Task {task_id} has no external channel to answer in"
+        )
+    for chat in chats:
+        if chat["enabled"] is not False:
+            return AnswerChannel(int(chat["id"]), chat["message_type"])
+    raise FrontdeskError(
+        "validation_error",
+        f"The account of task {task_id}'s chat is disabled: nothing would reach the customer "
+        "(frontdesk account enable)",
+    )
 
 
 @dataclass(frozen=True)
@@ -140,6 +180,7 @@ async def reply_to_customer(
         raise required("text")
     if await tasks.get_task(tx, task_id) is None:
         raise NotFound(f"No task {task_id}")
+    chat = await answer_channel(tx, task_id)
     body = Formatted(text)
     comment_id = await add_comment(
         tx,
@@ -147,7 +188,9 @@ async def reply_to_customer(
             task_id,
             body,
             direction=OUTBOUND,
+            channel_id=chat.channel_id,
             author_id=None if author is None else author.user_id,
+            message_type=chat.message_type,
             send_to_external_channel=True,
             file_ids=file_ids,
         ),

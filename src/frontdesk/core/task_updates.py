@@ -32,11 +32,11 @@ from frontdesk.core.comments import (
 from frontdesk.core.field_values import normalize
 from frontdesk.core.forms import Field, Form, load_form
 from frontdesk.core.intake import MAX_ATTACHMENTS, check_text_length
-from frontdesk.core.replies import Answer, send_to_customer
+from frontdesk.core.replies import Answer, answer_channel, send_to_customer
 from frontdesk.core.task_views import TaskRow, readable_form, visible_task
 from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import channels, comments
+from frontdesk.storage.tables import comments
 
 #: the longest value a text field takes (Pyrus: text_field_value_limit_exceeded)
 MAX_FIELD_TEXT = 10_000
@@ -107,12 +107,6 @@ class _Changes:
         return found or None
 
 
-NEWEST_CHAT_OF_TASK = Query(
-    sa.select(channels.c.id, channels.c.message_type)
-    .where(channels.c.task_id == p("task_id"), channels.c.kind == "chat")
-    .order_by(channels.c.id.desc())
-    .limit(1)
-)
 SET_EFFECTS = Query(
     sa.update(comments)
     .where(comments.c.id == p("id"))
@@ -312,14 +306,6 @@ async def _apply(tx: Tx, task: TaskRow, changes: _Changes) -> None:
         await task_store.reopen(tx, task.id)
 
 
-async def _answer_channel(tx: Tx, task_id: int) -> tuple[int, str | None]:
-    """The task's newest chat: where an answer to the customer goes (delivery comes later)."""
-    row = await tx.one(NEWEST_CHAT_OF_TASK, task_id=task_id)
-    if row is None:
-        raise _error("validation_error", f"Task {task_id} has no external channel to answer in")
-    return int(row["id"]), row["message_type"]
-
-
 async def _comment_row(
     tx: Tx, task_id: int, user_id: int, new: AgentComment, body: Formatted, file_ids: list[int]
 ) -> int:
@@ -329,14 +315,14 @@ async def _comment_row(
         )
     if not (body.text or file_ids):
         raise _error("text_missing", "An answer to the customer needs text or attachments")
-    channel_id, message_type = await _answer_channel(tx, task_id)
+    chat = await answer_channel(tx, task_id)
     answer = NewComment(
         task_id,
         body,
         OUTBOUND,
-        channel_id=channel_id,
+        channel_id=chat.channel_id,
         author_id=user_id,
-        message_type=message_type,
+        message_type=chat.message_type,
         send_to_external_channel=True,
         file_ids=file_ids,
     )

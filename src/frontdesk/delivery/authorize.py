@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from frontdesk.core import extensions
+from frontdesk.core.forms import load_form
 from frontdesk.core.replies import endpoint_url
 from frontdesk.delivery.http import Outbound, OutboundError
 from frontdesk.delivery.signing import DELIVERY_ID_HEADER, pyrus_signature
@@ -21,6 +22,8 @@ from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.database import Database
 
 CODE_LIMIT, VALUE_LIMIT = 50, 500
+#: an account's id and name (extension_accounts; the v1 document's 300 characters)
+ACCOUNT_LENGTH = 300
 
 
 class AuthorizeFailed(FrontdeskError):
@@ -48,7 +51,7 @@ def credentials_body(credentials: Sequence[tuple[str, str]]) -> bytes:
     )
 
 
-def _verdict(status: int, body: bytes) -> tuple[str, str]:
+def _verdict(status: int, body: bytes) -> tuple[str, str | None]:
     """The account the extension answered, or AuthorizeFailed saying why not."""
     try:
         answer = msgspec.json.decode(body) if body.strip() else {}
@@ -62,11 +65,29 @@ def _verdict(status: int, body: bytes) -> tuple[str, str]:
             str(answer.get(key)) for key in ("error_code", "error") if answer.get(key)
         )
         raise AuthorizeFailed(f"The extension refused (HTTP {status}): {reason or 'no reason'}")
-    account_id = answer.get("account_id")
-    if not isinstance(account_id, str | int) or not str(account_id).strip():
+    return _account_id(answer.get("account_id")), _account_name(answer.get("account_name"))
+
+
+def _text(value: object) -> str | None:
+    # (bool is an int to Python: true would become the account "True")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _account_id(value: object) -> str:
+    account_id = _text(value)
+    if account_id is None:
         raise AuthorizeFailed("The extension answered no account_id")
-    name = answer.get("account_name")
-    return str(account_id), str(name) if name else str(account_id)
+    if len(account_id) > ACCOUNT_LENGTH:
+        raise AuthorizeFailed(f"The extension's account_id is over {ACCOUNT_LENGTH} characters")
+    return account_id
+
+
+def _account_name(value: object) -> str | None:
+    name = _text(value)
+    return None if name is None else name[:ACCOUNT_LENGTH]  # a name is shown: cut to fit
 
 
 async def connect_account(
@@ -80,6 +101,7 @@ async def connect_account(
     extension = await db.read(extensions.get_extension, extension_id)
     if not extension["base_url"]:
         raise NotFound(f"Extension {extension_id} has no URL to authorize against")
+    await db.read(load_form, form_id)  # before the extension is asked anything
     body = credentials_body(credentials)
     headers = {
         "Content-Type": "application/json",
@@ -93,6 +115,7 @@ async def connect_account(
     except OutboundError as exc:
         raise AuthorizeFailed(f"Could not reach {url}: {exc}") from None
     account_id, name = _verdict(answer.status, answer.body)
+    name = name or account_id
     await db.write(
         extensions.add_account, extension_id, account_id, form_id, name=name, routing=routing
     )

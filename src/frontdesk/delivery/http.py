@@ -268,8 +268,13 @@ class Outbound:
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The answer's body up to `cap` bytes (one read() returns only what has arrived)."""
-    if response.content_length is not None and response.content_length <= cap:
+    """The answer's body up to `cap` bytes (one read() returns only what has arrived).
+
+    A compressed answer is read piece by piece like a long one: its Content-Length counts
+    compressed bytes, and 61 KB of gzip decompress to 63 MB.
+    """
+    short = response.content_length is not None and response.content_length <= cap
+    if short and "Content-Encoding" not in response.headers:
         return await response.read()  # the usual short answer: one call
     parts: list[bytes] = []
     size = 0
