@@ -115,3 +115,26 @@ def test_refusals_of_reply_and_deliveries_list_are_one_line(cli):
     ):
         code, _, err = cli(*args)
         assert code == 1 and says in err and err.count("\n") == 1
+
+
+def test_extension_set_url_moves_what_is_not_sent_yet(cli):
+    with receiver_in_thread(Script(200, body=b'{"account_id": "a-1"}')) as receiver:
+        extension, form = _extension_with_form(cli, receiver.url)
+        cli("account", "connect", "--extension", str(extension), "--form", str(form))
+    cli("account", "disable", "--extension", str(extension), "--account-id", "a-1")  # a toggle
+    code, out, err = cli("extension", "set-url", str(extension), "https://bot.example/hooks/")
+    assert code == 0, err
+    code, out, _ = cli(
+        "extension", "set-url", str(extension), "https://bot.example/hooks", "--json"
+    )
+    assert out == {"extension_id": extension, "url": "https://bot.example/hooks", "repointed": 1}
+    _, listed, _ = cli("deliveries", "list", "--json")
+    assert [d["url"] for d in listed["deliveries"]] == ["https://bot.example/hooks/toggle"]
+    _, shown, _ = cli("extension", "show", str(extension), "--json")
+    assert shown["base_url"] == "https://bot.example/hooks"
+    code, out, _ = cli("extension", "set-url", str(extension), "--json")  # no URL: nowhere
+    assert (code, out["url"], out["repointed"]) == (0, None, 0)
+    code, _, err = cli("extension", "set-url", str(extension), "ftp://x")
+    assert code == 1 and "Not an http(s) URL" in err
+    code, _, err = cli("extension", "set-url", "999", "https://x.example")
+    assert code == 1 and "No extension 999" in err

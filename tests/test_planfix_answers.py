@@ -195,6 +195,27 @@ async def test_a_provider_without_url_and_an_echo_send_nothing(client, receiver,
     assert await rows(client, tables.deliveries.select()) == []
 
 
+async def test_a_provider_given_a_url_gets_the_answers_not_sent_yet(client, receiver, outbound):
+    from frontdesk.core import outbox_admin, planfix
+
+    await make_planfix(client, url="http://127.0.0.1:9/gone.php")  # nothing listens there
+    task_id = await chat(client)
+    db = db_of(client)
+    await db.write(replies.reply_to_customer, task_id, "first")
+    await drain(client, outbound, delays=())  # cannot connect: dead at once
+    await db.write(replies.reply_to_customer, task_id, "second")  # pending behind it
+    moved = await db.write(planfix.set_url, "superchat", receiver.url + "/api.php")
+    assert (moved.url, moved.repointed) == (receiver.url + "/api.php", 2)
+    dead = (await rows(client, tables.deliveries.select()))[0]
+    await db.write(outbox_admin.redeliver, [dead["id"]])
+    await drain(client, outbound)
+    assert [dict(fields_of(r))["message"] for r in receiver.requests] == ["first", "second"]
+    assert {r.path for r in receiver.requests} == {"/api.php"}
+    cleared = await db.write(planfix.set_url, "superchat", None)
+    assert cleared.url is None
+    assert (await db.write(replies.reply_to_customer, task_id, "third")).queued == 0
+
+
 async def test_a_long_chat_id_gets_an_ordering_key_that_fits(client, receiver, outbound):
     await make_planfix(client, url=receiver.url)
     task_id = await chat(client, chat_id="c" * 300)

@@ -105,6 +105,13 @@ def _register_extensions(commands: Any) -> None:
     add.add_argument("--url", help="the extension service's base URL (for webhooks)")
     _json_flag(add)
     add.set_defaults(handler=extension_add)
+    set_url = ext.add_parser(
+        "set-url", help="where webhooks go; unsent deliveries follow (no URL: nowhere)"
+    )
+    set_url.add_argument("extension_id", type=int)
+    set_url.add_argument("url", nargs="?", help="the extension service's base URL")
+    _json_flag(set_url)
+    set_url.set_defaults(handler=extension_set_url)
     rotate = ext.add_parser("rotate-secret", help="new secret; revokes every token issued")
     rotate.add_argument("extension_id", type=int)
     _json_flag(rotate)
@@ -116,6 +123,14 @@ async def extension_add(args: argparse.Namespace) -> None:
     new = await write(extensions.add_extension, args.name, args.url)
     emit(
         {"extension_id": new.extension_id, "client_id": new.client_id, "secret": new.secret},
+        args.json,
+    )
+
+
+async def extension_set_url(args: argparse.Namespace) -> None:
+    done = await write(extensions.set_base_url, args.extension_id, args.url)
+    emit(
+        {"extension_id": args.extension_id, "url": done.url, "repointed": done.repointed},
         args.json,
     )
 

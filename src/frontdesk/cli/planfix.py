@@ -1,4 +1,4 @@
-"""planfix add | list | rotate-token: the chat systems that post to /webchat/api."""
+"""planfix add | list | set-url | rotate-token: the chat systems that post to /webchat/api."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="every integration (keys are not shown)")
     _json_flag(listing)
     listing.set_defaults(handler=planfix_list)
+    set_url = actions.add_parser(
+        "set-url", help="where answers go; unsent ones follow (no --url: nowhere)"
+    )
+    set_url.add_argument("--provider-id", required=True)
+    set_url.add_argument("--url", help="the chat system's endpoint for newMessage")
+    _json_flag(set_url)
+    set_url.set_defaults(handler=planfix_set_url)
     rotate = actions.add_parser(
         "rotate-token", help="a new planfix_token; the old one stops working at once"
     )
@@ -80,3 +87,8 @@ async def planfix_list(args: argparse.Namespace) -> None:
 async def planfix_rotate(args: argparse.Namespace) -> None:
     token = await write(planfix.rotate_token, args.provider_id)
     emit({"provider_id": args.provider_id, "planfix_token": token}, args.json)
+
+
+async def planfix_set_url(args: argparse.Namespace) -> None:
+    done = await write(planfix.set_url, args.provider_id, args.url)
+    emit({"provider_id": args.provider_id, "url": done.url, "repointed": done.repointed}, args.json)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
+from frontdesk.core import outbox_admin
 from frontdesk.core.auth import (
     ExtensionPrincipal,
     UserPrincipal,
@@ -57,6 +58,9 @@ INSERT_EXTENSION = Query(
         created_at=p("now"),
     )
     .returning(extensions.c.id)
+)
+SET_EXTENSION_URL = Query(
+    sa.update(extensions).where(extensions.c.id == p("id")).values(base_url=p("base_url"))
 )
 ROTATE_SECRET = Query(
     sa.update(extensions)
@@ -107,6 +111,13 @@ SET_ENABLED = Query(
 )
 
 
+@dataclass(frozen=True)
+class SetUrl:
+    url: str | None
+    #: deliveries not sent yet that now go to the new address
+    repointed: int
+
+
 def checked_base_url(url: str) -> str:
     """The extension service's address: webhooks are sent to <url>/sendmessage and so on."""
     url = url.strip()
@@ -150,6 +161,19 @@ async def get_extension(tx: Tx, extension_id: int) -> dict[str, object]:
     if row is None:
         raise NotFound(f"No extension {extension_id}")
     return row
+
+
+async def set_base_url(tx: Tx, extension_id: int, base_url: str | None) -> SetUrl:
+    """Where the extension's webhooks go from now on (None: nowhere, answers stay here); its
+    deliveries not sent yet, dead ones included, go to the new address too."""
+    url = None if base_url is None else checked_base_url(base_url)
+    old = (await get_extension(tx, extension_id))["base_url"]
+    await tx.run(SET_EXTENSION_URL, id=extension_id, base_url=url)
+    moved = 0
+    if old and url:
+        unsent = await tx.all(outbox_admin.UNSENT_OF_EXTENSION, extension_id=extension_id)
+        moved = await outbox_admin.repoint(tx, unsent, str(old), url)
+    return SetUrl(url, moved)
 
 
 async def rotate_secret(tx: Tx, extension_id: int) -> str:

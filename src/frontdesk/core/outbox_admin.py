@@ -12,7 +12,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.clock import utcnow
 from frontdesk.core.outbox import DEAD, PENDING, SENT, STATUSES
 from frontdesk.errors import FrontdeskError, NotFound
-from frontdesk.storage.sql import Query, Row, Tx
+from frontdesk.storage.sql import Query, Row, Tx, constant
 from frontdesk.storage.tables import deliveries, delivery_attempts
 
 REDELIVER = Query(
@@ -94,3 +94,30 @@ async def show_delivery(tx: Tx, delivery: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"No delivery {delivery}")
     return {**row, "attempt_log": await tx.all(ATTEMPTS, id=delivery)}
+
+
+#: deliveries not sent and not in flight (a new address for their target applies to them too)
+_UNSENT = deliveries.c.status.in_([constant(PENDING), constant(DEAD)])
+UNSENT_OF_EXTENSION = Query(
+    sa.select(deliveries.c.id, deliveries.c.url).where(
+        deliveries.c.extension_id == p("extension_id"), _UNSENT
+    )
+)
+UNSENT_TO_URL = Query(
+    sa.select(deliveries.c.id, deliveries.c.url).where(deliveries.c.url == p("url"), _UNSENT)
+)
+SET_URL = Query(
+    sa.update(deliveries).where(deliveries.c.id == p("id"), _UNSENT).values(url=p("url"))
+)
+
+
+async def repoint(tx: Tx, unsent: Sequence[Row], old_base: str, new_base: str) -> int:
+    """Send these deliveries to `new_base` instead of `old_base` (a dead one still waits for
+    a redeliver); returns how many were to `old_base`."""
+    old, new = old_base.rstrip("/"), new_base.rstrip("/")
+    moved = 0
+    for row in unsent:
+        url = str(row["url"])
+        if url == old or url.startswith(old + "/"):
+            moved += await tx.run(SET_URL, id=row["id"], url=new + url[len(old) :])
+    return moved

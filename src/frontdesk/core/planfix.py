@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core import forms, users
+from frontdesk.core import forms, outbox_admin, users
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import same, token_hash
-from frontdesk.core.extensions import ROUTINGS
+from frontdesk.core.extensions import ROUTINGS, SetUrl
 from frontdesk.errors import FrontdeskError, NotFound, Unauthorized
 from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import planfix_integrations
@@ -67,6 +67,16 @@ LISTED = Query(
         planfix_integrations.c.public_base_url,
         planfix_integrations.c.created_at,
     ).order_by(planfix_integrations.c.id)
+)
+SET_PROVIDER_URL = Query(
+    sa.update(planfix_integrations)
+    .where(planfix_integrations.c.provider_id == p("provider_id"))
+    .values(provider_url=p("provider_url"))
+)
+PROVIDER_URL = Query(
+    sa.select(planfix_integrations.c.provider_url).where(
+        planfix_integrations.c.provider_id == p("provider_id")
+    )
 )
 ROTATE_TOKEN = Query(
     sa.update(planfix_integrations)
@@ -173,3 +183,19 @@ async def rotate_token(tx: Tx, provider_id: str) -> str:
     if not await tx.run(ROTATE_TOKEN, provider_id=provider_id, token_hash=hashed):
         raise NotFound(f"No Planfix provider {provider_id!r}")
     return planfix_token
+
+
+async def set_url(tx: Tx, provider_id: str, provider_url: str | None) -> SetUrl:
+    """Where agents' answers to this chat system go from now on (None: nowhere, they stay
+    here); its answers not sent yet, dead ones included, go to the new address too."""
+    if provider_url is not None:
+        check_url(provider_url)
+    row = await tx.one(PROVIDER_URL, provider_id=provider_id)
+    if row is None:
+        raise NotFound(f"No Planfix provider {provider_id!r}")
+    await tx.run(SET_PROVIDER_URL, provider_id=provider_id, provider_url=provider_url)
+    old, moved = row["provider_url"], 0
+    if old and provider_url:
+        unsent = await tx.all(outbox_admin.UNSENT_TO_URL, url=old)
+        moved = await outbox_admin.repoint(tx, unsent, old, provider_url)
+    return SetUrl(provider_url, moved)
