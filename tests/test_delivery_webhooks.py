@@ -166,6 +166,33 @@ async def test_authorize_asks_nothing_for_a_form_that_does_not_exist(client, rec
     assert receiver.requests == []
 
 
+async def test_of_several_pulse_loops_one_probes_each_extension_per_interval(
+    client, receiver, outbound
+):
+    up = await make_connector(client, base_url=receiver.url)
+    db = db_of(client)
+    # two processes' loops (serve --workers 2) at the same moment, then one a little later
+    first, second = await asyncio.gather(
+        pulse_all(db, outbound, min_age=60), pulse_all(db, outbound, min_age=60)
+    )
+    assert sorted([first, second], key=len) == [{}, {up.extension_id: "ok"}]
+    assert await pulse_all(db, outbound, min_age=60) == {}
+    assert len(receiver.requests) == 1
+    assert await pulse_all(db, outbound) == {up.extension_id: "ok"}  # probed whenever asked
+
+
+async def test_the_pulse_runs_on_its_schedule(client, receiver, outbound):
+    from frontdesk.delivery.pulse import pulse_forever
+
+    await make_connector(client, base_url=receiver.url)
+    loop = asyncio.create_task(pulse_forever(db_of(client), outbound, interval=0.05))
+    try:
+        await receiver.wait_for(3, timeout=10)
+    finally:
+        loop.cancel()
+    assert {r.path for r in receiver.requests} == {"/pulse"}
+
+
 async def test_pulse_records_each_extensions_health(client, receiver, outbound):
     up = await make_connector(client, base_url=receiver.url)
     down = await make_connector(client, account_id="b", name="Down", base_url="http://127.0.0.1:9")

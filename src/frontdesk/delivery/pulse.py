@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
@@ -24,20 +25,29 @@ from frontdesk.storage.tables import extensions
 
 log = logging.getLogger(__name__)
 
-WITH_URL = Query(
-    sa.select(extensions.c.id, extensions.c.base_url, extensions.c.secret).where(
-        extensions.c.base_url.is_not(None)
+#: the extensions with a URL not probed since :since, each marked as probed now, so that of
+#: several processes (serve --workers, frontdesk worker) one probes each per interval
+CLAIM = Query(
+    sa.update(extensions)
+    .where(
+        extensions.c.base_url.is_not(None),
+        sa.or_(extensions.c.pulse_at.is_(None), extensions.c.pulse_at <= p("since")),
     )
+    .values(pulse_at=p("now"))
+    .returning(extensions.c.id, extensions.c.base_url, extensions.c.secret)
 )
 RECORD = Query(
     sa.update(extensions)
     .where(extensions.c.id == p("id"))
     .values(pulse_at=p("now"), pulse_result=p("result"))
 )
+#: a process whose loop runs a little early still finds the last probe old enough
+EARLY = 0.9
 
 
-async def _targets(tx: Tx) -> list[Row]:
-    return await tx.all(WITH_URL)
+async def _claim(tx: Tx, min_age: float) -> list[Row]:
+    now = utcnow()
+    return await tx.all_alone(CLAIM, since=now - timedelta(seconds=min_age), now=now)
 
 
 async def _record(tx: Tx, extension_id: int, result: str) -> None:
@@ -59,9 +69,10 @@ async def probe(outbound: Outbound, base_url: str, secret: str) -> str:
     return "ok" if 200 <= answer.status < 300 else f"HTTP {answer.status}"
 
 
-async def pulse_all(db: Database, outbound: Outbound) -> dict[int, str]:
-    """Probe every extension that has a URL, at once; returns extension id -> result."""
-    targets = await db.read(_targets)
+async def pulse_all(db: Database, outbound: Outbound, min_age: float = 0.0) -> dict[int, str]:
+    """Probe every extension that has a URL and was not probed in the last `min_age` seconds,
+    at once; returns extension id -> result."""
+    targets = await db.write(_claim, min_age)
     results = await asyncio.gather(
         *(probe(outbound, row["base_url"], row["secret"]) for row in targets)
     )
@@ -73,7 +84,7 @@ async def pulse_all(db: Database, outbound: Outbound) -> dict[int, str]:
 async def pulse_forever(db: Database, outbound: Outbound, interval: float) -> None:
     while True:
         try:
-            await pulse_all(db, outbound)
+            await pulse_all(db, outbound, min_age=interval * EARLY)
         except Exception:
             log.exception("Pulse failed; will retry")
         await asyncio.sleep(interval)
