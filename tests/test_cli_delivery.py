@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -132,9 +133,42 @@ def test_extension_set_url_moves_what_is_not_sent_yet(cli):
     assert [d["url"] for d in listed["deliveries"]] == ["https://bot.example/hooks/toggle"]
     _, shown, _ = cli("extension", "show", str(extension), "--json")
     assert shown["base_url"] == "https://bot.example/hooks"
-    code, out, _ = cli("extension", "set-url", str(extension), "--json")  # no URL: nowhere
-    assert (code, out["url"], out["repointed"]) == (0, None, 0)
-    code, _, err = cli("extension", "set-url", str(extension), "ftp://x")
-    assert code == 1 and "Not an http(s) URL" in err
+    for args, says in (
+        (("ftp://x",), "Not an http(s) URL"),
+        (("https://x.example/" + "x" * 1900,), "over 1900 characters"),
+    ):
+        code, _, err = cli("extension", "set-url", str(extension), *args)
+        assert code == 1 and says in err
+    with pytest.raises(SystemExit):  # no URL is no way to clear one
+        cli("extension", "set-url", str(extension))
     code, _, err = cli("extension", "set-url", "999", "https://x.example")
     assert code == 1 and "No extension 999" in err
+
+
+async def test_a_new_url_reaches_a_delivery_in_flight_and_only_this_extensions(client):
+    from frontdesk.core import extensions, outbox
+    from frontdesk.storage import tables
+
+    from factories import db_of, make_connector, rows
+
+    connector = await make_connector(client, base_url="https://a.example/x")
+    db = db_of(client)
+    ids = [
+        await db.write(
+            outbox.enqueue,
+            kind="sendmessage",
+            url=url,
+            body=b"{}",
+            ordering_key=url,
+            extension_id=connector.extension_id,
+        )
+        for url in ("https://a.example/x/sendmessage", "https://a.example/xy/sendmessage")
+    ]
+    [claimed] = await db.write(outbox.claim, ids[:1], timedelta(seconds=30))  # in flight
+    done = await db.write(extensions.set_base_url, connector.extension_id, "https://b.example")
+    assert done.repointed == 1
+    stored = {
+        r["id"]: (r["status"], r["url"]) for r in await rows(client, tables.deliveries.select())
+    }
+    assert stored[claimed.id] == ("sending", "https://b.example/sendmessage")  # for its retry
+    assert stored[ids[1]] == ("pending", "https://a.example/xy/sendmessage")  # not under /x

@@ -198,22 +198,27 @@ async def test_a_provider_without_url_and_an_echo_send_nothing(client, receiver,
 async def test_a_provider_given_a_url_gets_the_answers_not_sent_yet(client, receiver, outbound):
     from frontdesk.core import outbox_admin, planfix
 
-    await make_planfix(client, url="http://127.0.0.1:9/gone.php")  # nothing listens there
+    shared = "http://127.0.0.1:9/gone.php"  # nothing listens there
+    await make_planfix(client, url=shared)
+    await make_planfix(client, provider_id="otherchat", planfix_token="b" * 32, url=shared)
     task_id = await chat(client)
+    other_task = await chat(client, providerId="otherchat", planfix_token="b" * 32)
     db = db_of(client)
     await db.write(replies.reply_to_customer, task_id, "first")
+    await db.write(replies.reply_to_customer, other_task, "to the other provider")
     await drain(client, outbound, delays=())  # cannot connect: dead at once
     await db.write(replies.reply_to_customer, task_id, "second")  # pending behind it
     moved = await db.write(planfix.set_url, "superchat", receiver.url + "/api.php")
     assert (moved.url, moved.repointed) == (receiver.url + "/api.php", 2)
-    dead = (await rows(client, tables.deliveries.select()))[0]
-    await db.write(outbox_admin.redeliver, [dead["id"]])
+    deliveries = tables.deliveries
+    urls = [d["url"] for d in await rows(client, deliveries.select().order_by(deliveries.c.id))]
+    # the other provider's answer stays where it was (the same URL, but not this provider's)
+    assert urls == [receiver.url + "/api.php", shared, receiver.url + "/api.php"]
+    first = (await rows(client, deliveries.select().order_by(deliveries.c.id)))[0]
+    await db.write(outbox_admin.redeliver, [first["id"]])
     await drain(client, outbound)
     assert [dict(fields_of(r))["message"] for r in receiver.requests] == ["first", "second"]
     assert {r.path for r in receiver.requests} == {"/api.php"}
-    cleared = await db.write(planfix.set_url, "superchat", None)
-    assert cleared.url is None
-    assert (await db.write(replies.reply_to_customer, task_id, "third")).queued == 0
 
 
 async def test_a_long_chat_id_gets_an_ordering_key_that_fits(client, receiver, outbound):

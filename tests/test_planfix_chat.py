@@ -350,3 +350,23 @@ async def test_a_host_header_that_is_no_host_is_not_kept_for_links(client):
     [stored] = await rows(client, sa.select(table.c.public_base_url))
     kept = stored["public_base_url"]
     assert kept.startswith("http://") and "hhhh" not in kept  # the server's own address
+
+
+@pytest.mark.parametrize(
+    ("host", "server", "base"),
+    [
+        ("frontdesk.example:8443", ("10.0.0.5", 8000), "http://frontdesk.example:8443"),
+        ("[::1]:8000", ("::1", 8000), "http://[::1]:8000"),
+        ("h" * 300, ("::1", 8000), "http://[::1]:8000"),
+        ("bad host", ("10.0.0.5", 8000), "http://10.0.0.5:8000"),
+        ("", None, "http://127.0.0.1"),
+    ],
+)
+def test_links_are_made_from_the_host_header_when_it_is_a_host(host, server, base):
+    from types import SimpleNamespace
+
+    from frontdesk.web.endpoints import Call
+
+    scope = {"headers": [(b"host", host.encode())], "server": server, "scheme": "http"}
+    ctx = SimpleNamespace(settings=SimpleNamespace(public_url=""))
+    assert Call(scope, None, ctx).public_base_url() == base  # type: ignore[arg-type]

@@ -105,11 +105,9 @@ def _register_extensions(commands: Any) -> None:
     add.add_argument("--url", help="the extension service's base URL (for webhooks)")
     _json_flag(add)
     add.set_defaults(handler=extension_add)
-    set_url = ext.add_parser(
-        "set-url", help="where webhooks go; unsent deliveries follow (no URL: nowhere)"
-    )
+    set_url = ext.add_parser("set-url", help="where webhooks go; deliveries not sent follow")
     set_url.add_argument("extension_id", type=int)
-    set_url.add_argument("url", nargs="?", help="the extension service's base URL")
+    set_url.add_argument("url", help="the extension service's base URL")
     _json_flag(set_url)
     set_url.set_defaults(handler=extension_set_url)
     rotate = ext.add_parser("rotate-secret", help="new secret; revokes every token issued")

@@ -34,11 +34,9 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="every integration (keys are not shown)")
     _json_flag(listing)
     listing.set_defaults(handler=planfix_list)
-    set_url = actions.add_parser(
-        "set-url", help="where answers go; unsent ones follow (no --url: nowhere)"
-    )
+    set_url = actions.add_parser("set-url", help="where answers go; those not sent follow")
     set_url.add_argument("--provider-id", required=True)
-    set_url.add_argument("--url", help="the chat system's endpoint for newMessage")
+    set_url.add_argument("--url", required=True, help="the chat system's endpoint for newMessage")
     _json_flag(set_url)
     set_url.set_defaults(handler=planfix_set_url)
     rotate = actions.add_parser(

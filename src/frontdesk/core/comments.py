@@ -21,7 +21,7 @@ OUTBOUND = "out"
 INTERNAL = "internal"
 #: a sender's name is shown, not matched: a longer one (a Planfix contact's first and last
 #: names are 200 characters each) is cut to fit its column
-SENDER_NAME_LENGTH: int = comments.c.sender_name.type.length  # type: ignore[attr-defined]
+COMMENT_SENDER_LENGTH: int = comments.c.sender_name.type.length  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def add_comment_later(tx: Tx, new: NewComment) -> Deferred:
         channel_id=new.channel_id,
         direction=new.direction,
         author_id=new.author_id,
-        sender_name=new.sender_name and new.sender_name[:SENDER_NAME_LENGTH],
+        sender_name=new.sender_name and new.sender_name[:COMMENT_SENDER_LENGTH],
         text=new.body.text,
         html=new.body.html,
         message_type=new.message_type,

@@ -113,14 +113,20 @@ SET_ENABLED = Query(
 
 @dataclass(frozen=True)
 class SetUrl:
-    url: str | None
+    url: str
     #: deliveries not sent yet that now go to the new address
     repointed: int
+
+
+#: a base URL with room for the longest method name after it (deliveries.url: 2,000)
+BASE_URL_LENGTH = 1900
 
 
 def checked_base_url(url: str) -> str:
     """The extension service's address: webhooks are sent to <url>/sendmessage and so on."""
     url = url.strip()
+    if len(url) > BASE_URL_LENGTH:
+        raise FrontdeskError("validation_error", f"The URL is over {BASE_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -163,14 +169,14 @@ async def get_extension(tx: Tx, extension_id: int) -> dict[str, object]:
     return row
 
 
-async def set_base_url(tx: Tx, extension_id: int, base_url: str | None) -> SetUrl:
-    """Where the extension's webhooks go from now on (None: nowhere, answers stay here); its
-    deliveries not sent yet, dead ones included, go to the new address too."""
-    url = None if base_url is None else checked_base_url(base_url)
+async def set_base_url(tx: Tx, extension_id: int, base_url: str) -> SetUrl:
+    """Where the extension's webhooks go from now on; its deliveries not sent yet (dead ones
+    too, for a redeliver) go to the new address too."""
+    url = checked_base_url(base_url)
     old = (await get_extension(tx, extension_id))["base_url"]
     await tx.run(SET_EXTENSION_URL, id=extension_id, base_url=url)
     moved = 0
-    if old and url:
+    if old:
         unsent = await tx.all(outbox_admin.UNSENT_OF_EXTENSION, extension_id=extension_id)
         moved = await outbox_admin.repoint(tx, unsent, str(old), url)
     return SetUrl(url, moved)

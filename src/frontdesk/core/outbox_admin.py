@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core.clock import utcnow
-from frontdesk.core.outbox import DEAD, PENDING, SENT, STATUSES
+from frontdesk.core.outbox import DEAD, PENDING, SENDING, SENT, STATUSES
 from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.sql import Query, Row, Tx, constant
 from frontdesk.storage.tables import deliveries, delivery_attempts
@@ -96,24 +96,28 @@ async def show_delivery(tx: Tx, delivery: int) -> dict[str, Any]:
     return {**row, "attempt_log": await tx.all(ATTEMPTS, id=delivery)}
 
 
-#: deliveries not sent and not in flight (a new address for their target applies to them too)
-_UNSENT = deliveries.c.status.in_([constant(PENDING), constant(DEAD)])
+#: deliveries not sent yet: pending, dead (for a redeliver), and sending (the attempt in flight
+#: keeps its address; a retry takes the row's). A sent one keeps where it was sent.
+_UNSENT = deliveries.c.status.in_([constant(PENDING), constant(SENDING), constant(DEAD)])
 UNSENT_OF_EXTENSION = Query(
     sa.select(deliveries.c.id, deliveries.c.url).where(
         deliveries.c.extension_id == p("extension_id"), _UNSENT
     )
 )
-UNSENT_TO_URL = Query(
-    sa.select(deliveries.c.id, deliveries.c.url).where(deliveries.c.url == p("url"), _UNSENT)
-)
 SET_URL = Query(
     sa.update(deliveries).where(deliveries.c.id == p("id"), _UNSENT).values(url=p("url"))
+)
+#: a chat system's answers (its own ordering keys: another provider may share its URL)
+SET_URL_OF_KEYS = Query(
+    sa.update(deliveries)
+    .where(deliveries.c.ordering_key.startswith(p("key_prefix")), _UNSENT)
+    .values(url=p("url"))
 )
 
 
 async def repoint(tx: Tx, unsent: Sequence[Row], old_base: str, new_base: str) -> int:
-    """Send these deliveries to `new_base` instead of `old_base` (a dead one still waits for
-    a redeliver); returns how many were to `old_base`."""
+    """Send these deliveries to `new_base` instead of `old_base`; returns how many were to
+    `old_base` (https://a.example/x, not https://a.example/xy)."""
     old, new = old_base.rstrip("/"), new_base.rstrip("/")
     moved = 0
     for row in unsent:

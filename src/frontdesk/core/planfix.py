@@ -19,6 +19,7 @@ from frontdesk.core import forms, outbox_admin, users
 from frontdesk.core.clock import utcnow
 from frontdesk.core.credentials import same, token_hash
 from frontdesk.core.extensions import ROUTINGS, SetUrl
+from frontdesk.core.planfix_answers import ordering_key
 from frontdesk.errors import FrontdeskError, NotFound, Unauthorized
 from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import planfix_integrations
@@ -72,11 +73,6 @@ SET_PROVIDER_URL = Query(
     sa.update(planfix_integrations)
     .where(planfix_integrations.c.provider_id == p("provider_id"))
     .values(provider_url=p("provider_url"))
-)
-PROVIDER_URL = Query(
-    sa.select(planfix_integrations.c.provider_url).where(
-        planfix_integrations.c.provider_id == p("provider_id")
-    )
 )
 ROTATE_TOKEN = Query(
     sa.update(planfix_integrations)
@@ -185,17 +181,14 @@ async def rotate_token(tx: Tx, provider_id: str) -> str:
     return planfix_token
 
 
-async def set_url(tx: Tx, provider_id: str, provider_url: str | None) -> SetUrl:
-    """Where agents' answers to this chat system go from now on (None: nowhere, they stay
-    here); its answers not sent yet, dead ones included, go to the new address too."""
-    if provider_url is not None:
-        check_url(provider_url)
-    row = await tx.one(PROVIDER_URL, provider_id=provider_id)
+async def set_url(tx: Tx, provider_id: str, provider_url: str) -> SetUrl:
+    """Where agents' answers to this chat system go from now on; its answers not sent yet
+    (dead ones too, for a redeliver) go there too."""
+    check_url(provider_url)
+    row = await tx.one(INTEGRATION_BY_PROVIDER, provider_id=provider_id)
     if row is None:
         raise NotFound(f"No Planfix provider {provider_id!r}")
     await tx.run(SET_PROVIDER_URL, provider_id=provider_id, provider_url=provider_url)
-    old, moved = row["provider_url"], 0
-    if old and provider_url:
-        unsent = await tx.all(outbox_admin.UNSENT_TO_URL, url=old)
-        moved = await outbox_admin.repoint(tx, unsent, old, provider_url)
+    prefix = ordering_key(int(row["id"]), "")
+    moved = await tx.run(outbox_admin.SET_URL_OF_KEYS, key_prefix=prefix, url=provider_url)
     return SetUrl(provider_url, moved)

@@ -32,7 +32,7 @@ from frontdesk.storage.tables import (
     tasks,
 )
 
-SENDER_NAME_LENGTH = 100  # channels.sender_name
+CHANNEL_SENDER_LENGTH = 100  # channels.sender_name
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def _new_chat_task(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int 
         "chat_id": message.chat_id,
         "generation": (chat["chat_generation"] or 0) + 1,
         "message_type": message.channel,
-        "sender_name": name[:SENDER_NAME_LENGTH] if name else None,
+        "sender_name": name[:CHANNEL_SENDER_LENGTH] if name else None,
         "now": tx.now,
     }
     task = task_store.insert_task_later(

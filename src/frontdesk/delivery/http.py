@@ -230,14 +230,19 @@ class Outbound:
                     url = found
         except OutboundError:
             raise
-        except TimeoutError:
+        except TimeoutError as exc:
             if deadline.expired():
                 raise TooSlow(f"Not downloaded within {time_limit:g} s") from None
             # a connection or a read that took too long: the server may answer next time
-            raise OutboundError(f"No answer within {self._timeout.sock_read:g} s") from None
+            raise OutboundError(self._timed_out(exc)) from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise _refusal_in(exc) or OutboundError(_describe(exc)) from None
         raise OutboundError(f"More than {max_redirects} redirects")
+
+    def _timed_out(self, exc: TimeoutError) -> str:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return f"Not connected within {self._timeout.sock_connect:g} s"
+        return f"No answer within {self._timeout.sock_read:g} s"
 
     async def _download_once(self, url: str, sink: Sink, limit: int) -> Download | str:
         """The download, or the URL a redirect points to."""

@@ -33,7 +33,7 @@ CLAIM = Query(
         extensions.c.base_url.is_not(None),
         sa.or_(extensions.c.pulse_at.is_(None), extensions.c.pulse_at <= p("since")),
     )
-    .values(pulse_at=p("now"))
+    .values(pulse_at=p("now"), pulse_result=None)  # (no result yet: being probed)
     .returning(extensions.c.id, extensions.c.base_url, extensions.c.secret)
 )
 RECORD = Query(

@@ -24,6 +24,7 @@ checkpoints with their fsync (a background thread runs them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -220,7 +221,9 @@ class SqliteDatabase:
             await self._open_batch()
         conn = self._writer
         assert conn is not None, "database is not open"
-        changes = conn.total_changes  # (rows written by triggers count too)
+        # rows written by triggers count too; a statement's count is in once its cursor is
+        # done with it (SqliteTx drops or exhausts every cursor before the unit goes on)
+        changes = conn.total_changes
         # From here to the end of the unit nothing awaits: the unit runs whole in this batch.
         try:
             unit = work(SqliteTx(conn, self.memo), *args, **kwargs)
@@ -243,12 +246,17 @@ class SqliteDatabase:
         """
         assert self._writer is not None
         batch, self._batch = self._batch or [], None
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK")
-            outcome: BaseException = _RunAgain()
-        else:
-            log.error("SQLite rolled back a whole batch: %s", exc)
-            outcome = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+        outcome: BaseException
+        try:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+                outcome = _RunAgain()
+            else:
+                log.error("SQLite rolled back a whole batch: %s", exc)
+                outcome = sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+        except sqlite3.Error as failed:  # (an I/O error): the waiting units fail, never hang
+            log.exception("SQLite could not roll back a batch")
+            outcome = failed
         for future in batch:
             if not future.done():  # (a cancelled caller's unit is not run again)
                 future.set_exception(outcome)
@@ -304,7 +312,8 @@ class SqliteDatabase:
         except Exception as exc:
             log.exception("SQLite commit of %d units failed", len(batch))
             if self._writer.in_transaction:
-                self._writer.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # its units are told of `exc` anyway
+                    self._writer.execute("ROLLBACK")
             for future in batch:
                 if not future.done():
                     future.set_exception(exc)

@@ -72,8 +72,7 @@ async def _show(call: Call) -> dict[str, Any]:
 
 async def _redeliver(call: Call) -> dict[str, Any]:
     body = decode_body(await call.body(64 * 1024), RedeliverIn)
-    unique = list(dict.fromkeys(body.ids))  # one id twice is one redelivery
-    return {"redelivered": await call.ctx.db.write(outbox_admin.redeliver, unique)}
+    return {"redelivered": await call.ctx.db.write(outbox_admin.redeliver, body.ids)}
 
 
 def _endpoint(path: str, run: Any, summary: str, method: str, body: Any = None) -> Endpoint:

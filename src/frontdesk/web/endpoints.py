@@ -74,7 +74,11 @@ class Call:
         host = self.header(b"host")
         if not _HOST.fullmatch(host):  # absent, or not a host: links would not work with it
             server = self.scope.get("server")
-            host = f"{server[0]}:{server[1]}" if server and server[1] else "127.0.0.1"
+            if server and server[1]:
+                address = f"[{server[0]}]" if ":" in server[0] else server[0]  # IPv6: [::1]
+                host = f"{address}:{server[1]}"
+            else:
+                host = "127.0.0.1"
         return f"{self.scope.get('scheme', 'http')}://{host}"
 
     def path_param(self, name: str) -> str:
