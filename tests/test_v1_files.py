@@ -339,3 +339,44 @@ async def test_cap_reached_with_blocks_in_flight_leaves_nothing(tmp_path):
             max_bytes=3 * BlobWriter.BLOCK_BYTES + 5,
         )
     assert await _settled(tmp_path / "files") == []
+
+
+# --- written around the page cache (O_DIRECT) where the file system allows ---------------
+
+
+def _direct_file(path: Path):
+    from frontdesk.storage.blobs import _TempFile
+
+    temp = _TempFile(path)
+    if not temp.direct:
+        temp.close()
+        pytest.skip("this file system takes no direct writes")
+    return temp
+
+
+def test_whole_blocks_go_around_the_page_cache_and_the_tail_through_it(tmp_path):
+    import fcntl
+    import mmap
+
+    from frontdesk.storage.blobs import SECTOR
+
+    data = random.Random(11).randbytes(3 * SECTOR + 5)
+    block = mmap.mmap(-1, 4 * SECTOR)
+    block[: len(data)] = data
+    temp = _direct_file(tmp_path / "f")
+    assert fcntl.fcntl(temp.fd, fcntl.F_GETFL) & os.O_DIRECT
+    temp.write(memoryview(block)[: 2 * SECTOR])  # whole sectors: still direct
+    assert temp.direct
+    temp.write(memoryview(block)[2 * SECTOR : len(data)])  # the tail: through the cache
+    assert not temp.direct
+    temp.close()
+    assert (tmp_path / "f").read_bytes() == data
+
+
+def test_a_buffer_direct_writes_refuse_is_written_through_the_page_cache(tmp_path):
+    data = random.Random(12).randbytes(5 * 4096)
+    temp = _direct_file(tmp_path / "f")
+    temp.write(memoryview(b"x" + data)[1:])  # at an odd address: EINVAL, then the cache
+    assert not temp.direct
+    temp.close()
+    assert (tmp_path / "f").read_bytes() == data
