@@ -117,7 +117,7 @@ CALL_CONTEXT_FOR_USER = Query(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class CallContext:
     account: Account
     form: Form

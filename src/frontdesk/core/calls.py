@@ -39,7 +39,7 @@ from frontdesk.storage.tables import calls, extension_accounts, files
 Mappings = Sequence[tuple[str, str]]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class IncomingCall:
     account_id: str
     from_number: str
@@ -131,7 +131,7 @@ def _call_text(call: IncomingCall) -> str:
     return text + (f", internal number {call.internal_number}" if call.internal_number else "")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class _Landing:
     """The task a call landed in, and who is responsible for it before the operator."""
 

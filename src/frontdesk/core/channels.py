@@ -23,7 +23,7 @@ from frontdesk.storage.sql import Deferred, Query, Row, Tx
 from frontdesk.storage.tables import channels, extension_accounts, extensions, tasks, users
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Routed:
     #: Deferred for a new conversation: its task and channel are deferred writes
     task_id: int | Deferred
@@ -103,7 +103,7 @@ ACCOUNT_WITH_LATEST_CHANNEL = Query(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Conversation:
     """An account, and the newest channel of one of its conversations (None before any)."""
 

@@ -24,7 +24,7 @@ INTERNAL = "internal"
 COMMENT_SENDER_LENGTH: int = comments.c.sender_name.type.length  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Formatted:
     """A comment's text and its sanitised HTML (None when it was sent as plain text)."""
 
@@ -40,7 +40,7 @@ def formatted(text: str | None, html: str | None) -> Formatted:
     return Formatted(text if text else to_text(clean), clean)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class NewComment:
     #: (a Deferred: a task or channel written in the same batch of deferred writes)
     task_id: int | Deferred

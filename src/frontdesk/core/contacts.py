@@ -16,7 +16,7 @@ from frontdesk.storage.sql import Query, Row, Tx
 from frontdesk.storage.tables import Timestamp, planfix_contacts
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Contact:
     """The contact fields of a Planfix newMessage (None: not sent)."""
 

@@ -34,7 +34,7 @@ class NewExtension:
     secret: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Account:
     """An extension account: where an extension's messages and calls land."""
 

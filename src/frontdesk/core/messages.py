@@ -50,7 +50,7 @@ class ExtensionComment:
     send_to_external_channel: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class ChatMessage:
     account_id: str
     channel_id: str

@@ -35,7 +35,7 @@ from frontdesk.storage.tables import (
 CHANNEL_SENDER_LENGTH = 100  # channels.sender_name
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class PlanfixMessage:
     provider_id: str
     planfix_token: str
@@ -142,7 +142,7 @@ async def task_of_chat(tx: Tx, provider_id: str, token: str, chat_id: str) -> in
     return int(row["task_id"])
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class _Routed:
     #: Deferred for a new chat task: its task and channel are deferred writes
     task_id: int | Deferred

@@ -17,7 +17,7 @@ from frontdesk.storage.tables import users
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Person:
     """A user as the protocols show them (`responsible_person`)."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from frontdesk.errors import RateLimited
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request (docs/decisions.md)
 class Quota:
     limit: int
     remaining: int
