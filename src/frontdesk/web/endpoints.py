@@ -121,6 +121,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     file: Path | None = None
+    #: the caller's quota, sent as X-RateLimit-* headers
+    quota: Quota | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
@@ -142,6 +144,8 @@ class Endpoint:
 
 def _header_list(reply: Reply, content_type: bytes, length: int) -> list[tuple[bytes, bytes]]:
     headers = [(b"content-type", content_type), (b"content-length", str(length).encode())]
+    if reply.quota is not None:
+        headers += reply.quota.header_list()
     headers += [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()
     ]
@@ -182,8 +186,7 @@ async def _send_file(send: Send, reply: Reply) -> None:
 
 
 def _with_quota(call: Call, reply: Reply) -> Reply:
-    if call.quota is not None:
-        reply.headers = {**call.quota.headers(), **reply.headers}
+    reply.quota = call.quota
     return reply
 
 

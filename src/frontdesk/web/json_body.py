@@ -40,7 +40,9 @@ def _missing(body: Body) -> list[str]:
 
 def _check_limits(body: Body) -> None:
     for name, limit in body.limits.items():
-        value = text(getattr(body, name))
+        value = getattr(body, name)
+        if value.__class__ is not str:  # (most values are text already)
+            value = text(value)
         if value is not None and len(value) > limit:
             raise invalid(f"{name} is {len(value)} characters long; the limit is {limit}")
 

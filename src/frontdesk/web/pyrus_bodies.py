@@ -32,7 +32,10 @@ def mapping_pairs(mappings: list[MappingIn]) -> list[tuple[str, str]]:
     pairs = []
     for position, mapping in enumerate(mappings):
         value = mapping.value
-        value_text = str(value).lower() if isinstance(value, bool) else text(value) or ""
+        if value.__class__ is str:  # (most values are text already)
+            value_text = value
+        else:
+            value_text = str(value).lower() if isinstance(value, bool) else text(value) or ""
         if len(value_text) > MAPPING_VALUE_LIMIT:
             raise invalid(
                 f"mappings[{position}] ({mapping.code}): the value is {len(value_text)} "

@@ -26,6 +26,14 @@ class Quota:
             "X-RateLimit-Reset": str(self.reset_seconds),
         }
 
+    def header_list(self) -> list[tuple[bytes, bytes]]:
+        """`headers` as an ASGI answer carries them (sent with every answer: made directly)."""
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % self.reset_seconds),
+        ]
+
 
 class RateLimiter:
     """A fixed window per key, starting at the key's first request."""
