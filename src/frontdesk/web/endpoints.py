@@ -186,7 +186,7 @@ async def _send_file(send: Send, reply: Reply) -> None:
 
 
 def _with_quota(call: Call, reply: Reply) -> Reply:
-    reply.quota = call.quota
+    reply.quota = reply.quota or call.quota  # (a 429 carries the quota it ran out of)
     return reply
 
 

@@ -19,15 +19,8 @@ class Quota:
     remaining: int
     reset_seconds: int
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_seconds),
-        }
-
     def header_list(self) -> list[tuple[bytes, bytes]]:
-        """`headers` as an ASGI answer carries them (sent with every answer: made directly)."""
+        """X-RateLimit-Limit, -Remaining and -Reset, as an ASGI answer carries them."""
         return [
             (b"x-ratelimit-limit", b"%d" % self.limit),
             (b"x-ratelimit-remaining", b"%d" % self.remaining),

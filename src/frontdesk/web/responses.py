@@ -25,14 +25,13 @@ def ok(payload: dict[str, Any]) -> Reply:
 def pyrus_error(exc: FrontdeskError) -> Reply:
     """{"error_code", "error"} with the status of the code; 429 says when to come back."""
     headers: dict[str, str] = {}
+    quota = None
     if isinstance(exc, RateLimited):
-        headers = {
-            "Retry-After": str(exc.retry_after),
-            **Quota(exc.limit, 0, exc.retry_after).headers(),
-        }
+        headers = {"Retry-After": str(exc.retry_after)}
+        quota = Quota(exc.limit, 0, exc.retry_after)
     elif isinstance(exc, Busy):
         headers = {"Retry-After": str(exc.retry_after)}
-    return Reply({"error_code": exc.code, "error": exc.message}, exc.status, headers)
+    return Reply({"error_code": exc.code, "error": exc.message}, exc.status, headers, quota=quota)
 
 
 def ok_with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
