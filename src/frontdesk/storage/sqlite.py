@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 #: how long a write waits for another process to release the write lock
 LOCK_WAIT_SECONDS = 5.0
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+#: WAL frames (pages) past which a checkpoint also makes the next writer start the WAL over
+#: (64 MiB at the default 4 KiB page); the file is cut back to JOURNAL_SIZE_LIMIT then
+WAL_RESTART_FRAMES = 16384
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
@@ -77,6 +81,7 @@ def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
     # SQLite's default page cache is 2 MB: past that, statements read index pages back from
     # the OS with a system call each (64 MB is a ceiling, not an allocation)
     conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     return conn
 
 
@@ -148,22 +153,44 @@ class SqliteTx:
 
 
 class _Checkpointer(threading.Thread):
-    """Moves the WAL into the database file in the background (the fsync stays off the loop)."""
+    """Moves the WAL into the database file in the background (the fsync stays off the loop).
+
+    A PASSIVE checkpoint copies the WAL without stopping writers, but it never starts the
+    WAL over: SQLite rewinds it only when a writer finds every frame copied, and under steady
+    load the next batch has always appended more. The WAL then grew without end (860 MB
+    after 30 s of calls), and every page of it went to disk. So once it is long, a RESTART
+    checkpoint follows: it holds writers off while it copies the few frames written since
+    the PASSIVE one, and the next batch writes from the start of the file, cut back to
+    JOURNAL_SIZE_LIMIT. The writer stands aside meanwhile (`restarting`: its BEGIN waits
+    asynchronously, as for another process's lock); without that, batches back to back
+    left the checkpoint no moment to take the write lock in.
+    """
 
     def __init__(self, path: str, synchronous: str) -> None:
         super().__init__(name="sqlite-checkpoint", daemon=True)
         self._conn = _connect(path, synchronous, busy_ms=1000)
         self._stop_event = threading.Event()
+        #: set while a RESTART checkpoint wants the write lock: the writer does not BEGIN
+        self.restarting = threading.Event()
 
     def run(self) -> None:
         try:
             while not self._stop_event.wait(CHECKPOINT_INTERVAL_SECONDS):
                 try:
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoint()
                 except sqlite3.Error:
                     log.warning("SQLite checkpoint failed; will retry", exc_info=True)
         finally:
             self._conn.close()
+
+    def checkpoint(self) -> None:
+        _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames > WAL_RESTART_FRAMES:
+            self.restarting.set()
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            finally:
+                self.restarting.clear()
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -268,6 +295,8 @@ class SqliteDatabase:
         COMMIT is put off one loop iteration more so that they run in it first.
         """
         assert self._writer is not None, "database is not open"
+        if self._checkpointer is not None and self._checkpointer.restarting.is_set():
+            return False
         try:
             self._writer.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
