@@ -44,3 +44,50 @@ async def test_units_get_the_connection_first_come_first_served(database_url: st
         await db.close()
     assert len(served) == 50
     assert served == sorted(served)
+
+
+async def test_a_connection_comes_back_clean_or_is_replaced(database_url: str) -> None:
+    """A unit that failed inside its transaction leaves its connection rolled back and kept
+    (a refused request must not cost a reconnect); one the server ended while idle is
+    replaced, not handed on."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool is PostgreSQL's")
+    db = PostgresDatabase(postgres_dsn(database_url), pool_size=1)
+    await db.open()
+    pid = Query(sa.select(sa.func.pg_backend_pid().label("pid")))
+    locked = Query(
+        sa.text("SELECT 1 AS one FROM pg_class LIMIT 1 FOR UPDATE").columns(one=sa.Integer)
+    )
+
+    async def fails_in_transaction(tx: Tx) -> None:
+        await tx.one(locked)  # (a row lock: the unit's transaction is open)
+        raise ValueError("refused")
+
+    async def state(tx: Tx) -> tuple[int, bool]:
+        row = await tx.one(pid)
+        assert row is not None
+        return int(row["pid"]), tx._conn.is_in_transaction()  # type: ignore[attr-defined]
+
+    try:
+        with pytest.raises(ValueError, match="refused"):
+            await db.write(fails_in_transaction)
+        first_pid, in_transaction = await db.read(state)
+        assert not in_transaction
+        assert (await db.read(state))[0] == first_pid  # the same connection, kept
+
+        async def end_backend(tx: Tx) -> None:
+            ended = sa.text(f"SELECT pg_terminate_backend({first_pid}) AS ended")
+            await tx.one(Query(ended.columns(ended=sa.Boolean)))
+
+        other = PostgresDatabase(postgres_dsn(database_url), pool_size=1)
+        await other.open()
+        try:
+            await other.read(end_backend)
+        finally:
+            await other.close()
+        for _ in range(50):  # the client notices the closed socket on its next loop turn
+            await asyncio.sleep(0.01)
+        second_pid, _ = await db.read(state)
+        assert second_pid != first_pid
+    finally:
+        await db.close()

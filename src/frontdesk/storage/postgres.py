@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import sqlalchemy as sa
 from asyncpg.transaction import Transaction
 
 from frontdesk.storage import pg_batch
 from frontdesk.storage.database import RACE_RETRIES, LostRace, P, T, Work
-from frontdesk.storage.sql import Deferred, Query, Row
+from frontdesk.storage.sql import Deferred, Query, Row, Tx
 
 
 def lock_id(key: tuple[object, ...]) -> int:
@@ -132,11 +133,11 @@ class PostgresTx:
             await self._transaction.rollback()
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Skip asyncpg's reset on release (one more round trip per unit of work): units leave no
-    session state behind (their locks are transaction locks, their transactions are closed by
-    context managers), and keeping prepared statements is the point."""
-    if conn.is_in_transaction():  # cannot happen on the happy path; never hand one on
+async def _reset(conn: asyncpg.Connection) -> None:
+    """After a unit that raised: no transaction may be handed on (units leave no other session
+    state behind: their locks are transaction locks, and keeping prepared statements is the
+    point of keeping the connection)."""
+    if conn.is_in_transaction():  # cannot happen on the happy path
         await conn.execute("ROLLBACK")
 
 
@@ -147,8 +148,8 @@ async def _run_unit(tx: PostgresTx, work: Work[P, T], /, *args: P.args, **kwargs
     except BaseException:
         # The unit's own error is what goes on, whatever the rollback does: a unit cancelled
         # mid-query leaves the connection busy, its ROLLBACK fails, and that error in place
-        # of CancelledError made a cancelled worker log it and go on running. The pool's
-        # reset on release (_keep_session) rolls back, or the pool drops the connection.
+        # of CancelledError made a cancelled worker log it and go on running. The connection
+        # is rolled back or dropped when it is given back (PostgresDatabase._unit).
         with contextlib.suppress(Exception):
             await tx.abandon()
         raise
@@ -156,26 +157,30 @@ async def _run_unit(tx: PostgresTx, work: Work[P, T], /, *args: P.args, **kwargs
 
 
 class PostgresDatabase:
+    """Units of work on up to `pool_size` connections, handed out first come, first served.
+
+    The pool is a semaphore and a list of idle connections, not asyncpg's pool: that one
+    queues its waiters so that a woken waiter loses its connection to any newcomer that
+    asks first and goes to the back of the line (under load a tail of requests waited many
+    rounds: p99 112 ms at p50 30 ms, 64 connections to a pool of 8), and it makes a task and
+    a timer on every release (18 us of a new call's 390).
+    """
+
     dialect = "postgresql"
 
     def __init__(self, dsn: str, pool_size: int = 8) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
         self.memo: dict[Any, Any] = {}
-        # Units wait here, first come first served, never in the pool's own queue: a woken
-        # waiter there loses its connection to any newcomer that asks first and goes to the
-        # back of the line. Under load that made a tail of requests wait many rounds
-        # (p99 112 ms at p50 30 ms, 64 connections to a pool of 8).
         self._turns = asyncio.Semaphore(pool_size)
+        self._idle: list[asyncpg.Connection] = []
+        self._open: set[asyncpg.Connection] = set()
+        self._closed = True
 
-    async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(
             self.dsn,
-            min_size=1,
-            max_size=self.pool_size,
             statement_cache_size=512,
-            reset=_keep_session,
             # Every statement is prepared once per connection and run with a fresh set of
             # values: PostgreSQL's default planned most of them again on every run (a custom
             # plan each time). Our statements are point lookups and inserts whose best plan
@@ -183,31 +188,83 @@ class PostgresDatabase:
             # by 10-20% (getmessage 377 -> 313 us, a new call 567 -> 508 us).
             server_settings={"plan_cache_mode": "force_generic_plan"},
         )
+        self._open.add(conn)
+        return conn
+
+    async def open(self) -> None:
+        self._closed = False
+        self._idle.append(await self._connect())  # fails here when the server is unreachable
+
+    async def _unit(self, work: Work[P, T], writing: bool, *args: Any, **kwargs: Any) -> T:
+        assert not self._closed, "database is not open"
+        async with self._turns:
+            conn = None
+            while self._idle and conn is None:
+                conn = self._idle.pop()
+                if conn.is_closed():  # (the server ended it while it was idle)
+                    self._open.discard(conn)
+                    conn = None
+            if conn is None:
+                conn = await self._connect()
+            try:
+                tx = PostgresTx(conn, self.memo, writing=writing)
+                result = await (
+                    _run_unit(tx, work, *args, **kwargs) if writing else work(tx, *args, **kwargs)
+                )
+            except Exception:
+                await self._give_back(conn, after_error=True)
+                raise
+            except BaseException:  # cancelled, maybe mid-query: the connection is not reused
+                self._drop(conn)
+                raise
+            await self._give_back(conn)
+            return result
+
+    async def _give_back(self, conn: asyncpg.Connection, *, after_error: bool = False) -> None:
+        if after_error and not conn.is_closed():
+            try:
+                await _reset(conn)
+            except Exception:  # (a broken connection): the next unit connects anew
+                self._drop(conn)
+                return
+        if conn.is_closed() or self._closed:
+            self._drop(conn)
+        else:
+            self._idle.append(conn)
+
+    def _drop(self, conn: asyncpg.Connection) -> None:
+        self._open.discard(conn)
+        if not conn.is_closed():
+            conn.terminate()
 
     async def read(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        assert self._pool is not None, "database is not open"
-        async with self._turns, self._pool.acquire() as conn:
-            return await work(PostgresTx(conn, self.memo, writing=False), *args, **kwargs)
+        return await self._unit(work, False, *args, **kwargs)
 
     async def write(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        assert self._pool is not None, "database is not open"
         for attempt in range(1, RACE_RETRIES + 1):
             try:
-                async with self._turns, self._pool.acquire() as conn:
-                    return await _run_unit(
-                        PostgresTx(conn, self.memo, writing=True), work, *args, **kwargs
-                    )
+                return await self._unit(work, True, *args, **kwargs)
             except LostRace:
                 if attempt == RACE_RETRIES:
                     raise
         raise AssertionError("unreachable")
 
     async def ping(self) -> None:
-        assert self._pool is not None, "database is not open"
-        async with self._turns:
-            await self._pool.fetchval("SELECT 1")
+        await self.read(_ping)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._open.discard(conn)
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
+        for conn in list(self._open):  # (units still running when the server stops)
+            self._drop(conn)
+
+
+_SELECT_ONE = Query(sa.select(sa.literal(1)))
+
+
+async def _ping(tx: Tx, /) -> None:
+    await tx.one(_SELECT_ONE)
