@@ -113,9 +113,13 @@ async def test_internal_number_matches_a_formatted_work_phone(client):
     }
     assert isinstance(person["user_id"], int)
     assert (await task_of(client, task_id))["responsible_id"] == agent.user_id
-    notes = [c for c in await comments_of(client, task_id) if c["direction"] == "internal"]
-    assert [n["text"] for n in notes] == [
-        "Ilya Laserson is responsible: took the call on internal number 79338762030"
+    # noted in the call's own comment (spec.md §2), not in a second one
+    assert [(c["direction"], c["text"]) for c in await comments_of(client, task_id)] == [
+        (
+            "in",
+            "Call from +79774221338 to +74953009080, internal number 79338762030; "
+            "Ilya Laserson took it and is responsible",
+        )
     ]
 
 

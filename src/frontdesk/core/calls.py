@@ -126,9 +126,15 @@ RECORD_FILE = Query(
 )
 
 
-def _call_text(call: IncomingCall) -> str:
+def _call_text(call: IncomingCall, operator: Person | None) -> str:
+    """The call's comment; it notes the operator who became responsible (as Pyrus notes that
+    "in the comment", spec.md §2: one comment, not a second one beside it)."""
     text = f"Call from {call.from_number} to {call.to_number}"
-    return text + (f", internal number {call.internal_number}" if call.internal_number else "")
+    if call.internal_number:
+        text += f", internal number {call.internal_number}"
+    if operator is not None:
+        text += f"; {operator.first_name} {operator.last_name} took it and is responsible"
+    return text
 
 
 @dataclass(slots=True)  # made per request (docs/decisions.md)
@@ -138,24 +144,29 @@ class _Landing:
     task_id: int | Deferred
     is_new_task: bool
     responsible: Person | None
+    #: a report of a call registered before (no call comment of its own)
+    is_repeat: bool = False
 
 
 def _hand_to_operator(
     tx: Tx, landing: _Landing, operator: Person | None, internal_number: str | None
 ) -> Person | None:
-    """The operator (the user whose work phone is the internal number) becomes responsible,
-    with a note; returns who is responsible now."""
+    """The operator (the user whose work phone is the internal number) becomes responsible;
+    returns who is responsible now. A new call's comment notes it (`_call_text`); a repeated
+    report, which has no comment of its own, gets a note when the task changes hands."""
     if operator is None:
         return landing.responsible
-    if not landing.is_new_task:  # a new task was created with the operator responsible
-        if landing.responsible is not None and landing.responsible.user_id == operator.user_id:
-            return operator
-        tx.defer(task_store.SET_RESPONSIBLE, id=landing.task_id, user_id=operator.user_id)
-    note = (
-        f"{operator.first_name} {operator.last_name} is responsible: "
-        f"took the call on internal number {internal_number}"
-    )
-    add_comment_later(tx, NewComment(landing.task_id, Formatted(note), direction=INTERNAL))
+    if landing.is_new_task:  # it was created with the operator responsible
+        return operator
+    if landing.responsible is not None and landing.responsible.user_id == operator.user_id:
+        return operator
+    tx.defer(task_store.SET_RESPONSIBLE, id=landing.task_id, user_id=operator.user_id)
+    if landing.is_repeat:
+        note = (
+            f"{operator.first_name} {operator.last_name} is responsible: "
+            f"took the call on internal number {internal_number}"
+        )
+        add_comment_later(tx, NewComment(landing.task_id, Formatted(note), direction=INTERNAL))
     return operator
 
 
@@ -198,9 +209,8 @@ async def _new_call(
         internal_number=call.internal_number,
         now=tx.now,
     )
-    add_comment_later(
-        tx, NewComment(routed.task_id, Formatted(_call_text(call)), channel_id=routed.channel_id)
-    )
+    text = _call_text(call, operator)
+    add_comment_later(tx, NewComment(routed.task_id, Formatted(text), channel_id=routed.channel_id))
     return _Landing(routed.task_id, routed.is_new_task, routed.responsible)
 
 
@@ -226,7 +236,7 @@ async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCa
         internal_number=call.internal_number,
         now=tx.now,
     )
-    return _Landing(task_id, False, _responsible_in(existing))
+    return _Landing(task_id, False, _responsible_in(existing), is_repeat=True)
 
 
 async def register_call(tx: Tx, principal: Principal, call: IncomingCall) -> Outcome:
