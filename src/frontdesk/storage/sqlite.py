@@ -160,7 +160,8 @@ class _Checkpointer(threading.Thread):
     load the next batch has always appended more. The WAL then grew without end (860 MB
     after 30 s of calls), and every page of it went to disk. So once it is long, a RESTART
     checkpoint follows: it holds writers off while it copies the few frames written since
-    the PASSIVE one, and the next batch writes from the start of the file, cut back to
+    the PASSIVE one (18-23 ms under a load of new calls, every 64 MiB, about every 10 s),
+    and the next batch writes from the start of the file, cut back to
     JOURNAL_SIZE_LIMIT. The writer stands aside meanwhile (`restarting`: its BEGIN waits
     asynchronously, as for another process's lock); without that, batches back to back
     left the checkpoint no moment to take the write lock in.
@@ -295,7 +296,7 @@ class SqliteDatabase:
         COMMIT is put off one loop iteration more so that they run in it first.
         """
         assert self._writer is not None, "database is not open"
-        if self._checkpointer is not None and self._checkpointer.restarting.is_set():
+        if self._standing_aside():
             return False
         try:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -329,7 +330,12 @@ class SqliteDatabase:
             if time.monotonic() > deadline:
                 raise Busy("The database is busy (another process is writing); retry shortly")
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            # (our own checkpoint's 20 ms or so: looked at every millisecond, not backed off)
+            if not self._standing_aside():
+                delay = min(delay * 2, 0.05)
+
+    def _standing_aside(self) -> bool:
+        return self._checkpointer is not None and self._checkpointer.restarting.is_set()
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, None
