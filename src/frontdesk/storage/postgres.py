@@ -163,7 +163,7 @@ class PostgresDatabase:
     queues its waiters so that a woken waiter loses its connection to any newcomer that
     asks first and goes to the back of the line (under load a tail of requests waited many
     rounds: p99 112 ms at p50 30 ms, 64 connections to a pool of 8), and it makes a task and
-    a timer on every release (18 us of a new call's 390).
+    a timer on every release: without it, a new call's app CPU fell from 344 to 288 us.
     """
 
     dialect = "postgresql"
