@@ -57,6 +57,11 @@ INTEGRATION_BY_PROVIDER = Query(
         planfix_integrations.c.provider_id == p("provider_id")
     )
 )
+KEY_OF_PROVIDER = Query(
+    sa.select(planfix_integrations.c.token_hash).where(
+        planfix_integrations.c.provider_id == p("provider_id")
+    )
+)
 LISTED = Query(
     sa.select(
         planfix_integrations.c.id,
@@ -93,6 +98,13 @@ def token_matches(presented: str, stored_hash: str) -> bool:
 
 def invalid_token() -> Unauthorized:
     return Unauthorized("invalid_token", "Invalid token")
+
+
+async def check_key(tx: Tx, provider_id: str, token: str) -> None:
+    """The key is the integration's (for a request refused before its own query checks it)."""
+    row = await tx.one(KEY_OF_PROVIDER, provider_id=provider_id)
+    if row is None or not token_matches(token, row["token_hash"]):
+        raise invalid_token()
 
 
 def check_provider_id(provider_id: str) -> None:

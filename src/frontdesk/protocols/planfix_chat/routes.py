@@ -14,8 +14,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from frontdesk.core import file_links, planfix_chat
-from frontdesk.errors import Forbidden, Unauthorized
+from frontdesk.core import file_links, planfix, planfix_chat
+from frontdesk.errors import Forbidden, FrontdeskError, Unauthorized
 from frontdesk.protocols.planfix_chat import schemas
 from frontdesk.protocols.planfix_chat.errors import invalid_parameters, render_error
 from frontdesk.protocols.planfix_chat.schemas import Fields
@@ -66,11 +66,30 @@ COMMANDS: dict[str, Callable[[Call, Fields], Awaitable[Reply]]] = {
 async def chat_api(call: Call) -> Reply:
     raw = await call.body(schemas.MAX_BODY)
     fields = Fields(schemas.form_pairs(raw, call.header(b"content-type")))
-    cmd = fields.values.get("cmd", "")
-    command = COMMANDS.get(cmd)
-    if command is None:
-        raise invalid_parameters(f"Unknown cmd {cmd[:50]!r}; this server takes newMessage, getTask")
-    return await command(call, fields)
+    try:
+        cmd = fields.values.get("cmd", "")
+        command = COMMANDS.get(cmd)
+        if command is None:
+            raise invalid_parameters(
+                f"Unknown cmd {cmd[:50]!r}; this server takes newMessage, getTask"
+            )
+        return await command(call, fields)
+    except FrontdeskError as exc:
+        if exc.status == 400:
+            await _refuse_without_key(call, fields)
+        raise
+
+
+async def _refuse_without_key(call: Call, fields: Fields) -> None:
+    """A refused request is told so only once its key is right (401 first, as for any
+    API): a caller without the key learns nothing of what the server takes. Parameters are
+    checked before the command's query checks the key, so the key is read here, on the
+    error path alone. A body naming neither an integration nor a key (empty, JSON) is
+    malformed, and told so."""
+    provider_id, token = fields.values.get("providerId", ""), fields.token()
+    if not (provider_id or token):
+        return
+    await _authenticated(call, call.ctx.db.read(planfix.check_key, provider_id, token))
 
 
 async def signed_file(call: Call) -> Reply:
