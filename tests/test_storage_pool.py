@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import pytest
@@ -91,3 +92,50 @@ async def test_a_connection_comes_back_clean_or_is_replaced(database_url: str) -
         assert second_pid != first_pid
     finally:
         await db.close()
+
+
+async def test_a_unit_cancelled_while_its_connection_rolls_back_leaves_none_open(
+    database_url: str,
+) -> None:
+    """A cancellation landing in the ROLLBACK after a failed unit drops the connection: it is
+    neither kept for the next unit nor left open beside the ones that are."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool is PostgreSQL's")
+    db = PostgresDatabase(postgres_dsn(database_url), pool_size=1)
+    await db.open()
+
+    async def fails_in_transaction(tx: Tx) -> None:
+        await tx._conn.execute("BEGIN")  # type: ignore[attr-defined]
+        asyncio.get_running_loop().call_soon(unit.cancel)  # lands in the ROLLBACK
+        raise ValueError("refused")
+
+    unit = asyncio.ensure_future(db.read(fails_in_transaction))
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await unit
+        assert db._open == set(db._idle)  # every open connection is one a unit may take
+        assert await db.read(lambda tx: tx.one(ONE)) == {"one": 1}
+    finally:
+        await db.close()
+
+
+async def test_a_unit_waiting_for_its_turn_when_the_database_closes_is_refused(
+    database_url: str,
+) -> None:
+    """close() while a unit waits for a connection: it is refused, and no connection is
+    opened after close."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the pool is PostgreSQL's")
+    db = PostgresDatabase(postgres_dsn(database_url), pool_size=1)
+    await db.open()
+    sleep = Query(sa.text("SELECT pg_sleep(0.3) IS NULL AS slept").columns(slept=sa.Boolean))
+    running = asyncio.ensure_future(db.read(lambda tx: tx.one(sleep)))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(db.read(lambda tx: tx.one(ONE)))
+    await asyncio.sleep(0.01)
+    await db.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await waiting
+    with contextlib.suppress(Exception):  # (its connection was ended under it)
+        await running
+    assert db._open == set() and db._idle == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 
 import sqlalchemy as sa
@@ -41,3 +42,49 @@ async def test_the_wal_starts_over_while_writes_never_stop(tmp_path, monkeypatch
     assert written > 20_000_000, "too few writes to tell a bounded WAL from a growing one"
     # a restart every 400 KiB, plus what a checkpoint interval's batches add meanwhile
     assert largest_wal < written / 4, (largest_wal, written)
+
+
+class _CountedEvent(threading.Event):
+    times = 0
+
+    def set(self) -> None:
+        self.times += 1
+        super().set()
+
+
+async def test_a_reader_on_an_old_snapshot_does_not_hold_writers_off(tmp_path, monkeypatch):
+    """A reader in a long transaction (a shell, a backup) pins the WAL: the checkpointer
+    leaves the restart for later instead of waiting for the reader with writers held off,
+    and starts the WAL over once the reader is gone."""
+    monkeypatch.setattr(sqlite_storage, "CHECKPOINT_INTERVAL_SECONDS", 3600)  # by hand here
+    monkeypatch.setattr(sqlite_storage, "WAL_RESTART_FRAMES", 10)
+    path = tmp_path / "pinned.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+    db = sqlite_storage.SqliteDatabase(str(path))
+    await db.open()
+    checkpointer = db._checkpointer
+    assert checkpointer is not None
+
+    async def unit(tx: Tx, n: int) -> None:
+        await tx.run(INSERT_ROW, body=str(n) * ROW_BYTES)
+
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        await asyncio.gather(*(db.write(unit, n % 10) for n in range(20)))
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM filler").fetchone()  # its snapshot is taken
+        await asyncio.gather(*(db.write(unit, n % 10) for n in range(40)))
+        checkpointer.restarting = held_off = _CountedEvent()
+        assert checkpointer.checkpoint() is False  # frames past the reader's snapshot wait
+        assert held_off.times == 0  # writers were never asked to stand aside
+        reader.execute("COMMIT")
+        assert checkpointer.checkpoint() is True
+        assert held_off.times == 1
+        await db.write(unit, 1)  # the next batch writes from the start of the WAL
+        frames = sqlite3.connect(path).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert frames < 10
+    finally:
+        reader.close()
+        await db.close()

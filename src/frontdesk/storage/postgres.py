@@ -198,6 +198,8 @@ class PostgresDatabase:
     async def _unit(self, work: Work[P, T], writing: bool, *args: Any, **kwargs: Any) -> T:
         assert not self._closed, "database is not open"
         async with self._turns:
+            if self._closed:  # (closed while this unit waited for its turn)
+                raise RuntimeError("database is closed")
             conn = None
             while self._idle and conn is None:
                 conn = self._idle.pop()
@@ -227,6 +229,9 @@ class PostgresDatabase:
             except Exception:  # (a broken connection): the next unit connects anew
                 self._drop(conn)
                 return
+            except BaseException:  # cancelled mid-ROLLBACK: not reused, not left open
+                self._drop(conn)
+                raise
         if conn.is_closed() or self._closed:
             self._drop(conn)
         else:

@@ -47,6 +47,7 @@ CHECKPOINT_INTERVAL_SECONDS = 1.0
 #: (64 MiB at the default 4 KiB page); the file is cut back to JOURNAL_SIZE_LIMIT then
 WAL_RESTART_FRAMES = 16384
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+RESTART_WAIT_MS = 100
 
 
 def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
@@ -169,7 +170,8 @@ class _Checkpointer(threading.Thread):
 
     def __init__(self, path: str, synchronous: str) -> None:
         super().__init__(name="sqlite-checkpoint", daemon=True)
-        self._conn = _connect(path, synchronous, busy_ms=1000)
+        # how long a RESTART waits for a reader that began before it (writers stand aside)
+        self._conn = _connect(path, synchronous, busy_ms=RESTART_WAIT_MS)
         self._stop_event = threading.Event()
         #: set while a RESTART checkpoint wants the write lock: the writer does not BEGIN
         self.restarting = threading.Event()
@@ -184,14 +186,20 @@ class _Checkpointer(threading.Thread):
         finally:
             self._conn.close()
 
-    def checkpoint(self) -> None:
-        _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames > WAL_RESTART_FRAMES:
-            self.restarting.set()
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-            finally:
-                self.restarting.clear()
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database; True when the WAL was also started over."""
+        _busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        # A reader still on an older snapshot (a shell in a transaction, a backup) keeps
+        # frames from being copied, and a RESTART would wait for it with writers held off:
+        # left for a later round, when PASSIVE got everything.
+        if frames <= WAL_RESTART_FRAMES or copied < frames:
+            return False
+        self.restarting.set()
+        try:
+            busy, _frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            self.restarting.clear()
+        return not busy
 
     def stop(self) -> None:
         self._stop_event.set()

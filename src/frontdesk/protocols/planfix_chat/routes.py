@@ -67,6 +67,7 @@ async def chat_api(call: Call) -> Reply:
     raw = await call.body(schemas.MAX_BODY)
     fields = Fields(schemas.form_pairs(raw, call.header(b"content-type")))
     try:
+        schemas.check_no_nul(fields.pairs)
         cmd = fields.values.get("cmd", "")
         command = COMMANDS.get(cmd)
         if command is None:

@@ -112,9 +112,13 @@ def form_pairs(raw: bytes, content_type: str) -> Pairs:
         pairs = multipart_pairs(raw, content_type)
     else:
         pairs = urlencoded_pairs(raw)
+    return pairs
+
+
+def check_no_nul(pairs: Pairs) -> None:
+    """PostgreSQL text cannot hold NUL; refused on every engine alike."""
     if any("\x00" in key or "\x00" in value for key, value in pairs):
         raise invalid_parameters("Fields must not contain NUL characters")
-    return pairs
 
 
 class Fields:
