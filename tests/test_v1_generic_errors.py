@@ -88,7 +88,10 @@ async def test_unknown_path_and_wrong_method_answer_json(client):
     assert missing.json()["error_code"] == "not_found"
     wrong = await client.get("/v1/getmessage", headers=connector.headers)
     assert wrong.status_code == 405
-    assert "error_code" in wrong.json()
+    assert wrong.headers["allow"] == "POST"
+    assert wrong.json()["error"] == "GET is not served here; use POST"
+    download = await client.post("/v1/files/download/1", headers=connector.headers)
+    assert download.status_code == 405 and "{" not in download.json()["error"]  # no template
 
 
 def _rename(old: str, new: str):

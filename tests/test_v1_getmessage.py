@@ -247,6 +247,7 @@ async def test_unknown_message_type_is_processed_with_the_forms_first_type(clien
     assert body["error_code"] == "unrecognized_message_type"
     assert "Skype" in body["error"]
     assert body["warnings"] == [{"error_code": "unrecognized_message_type", "error": body["error"]}]
+    assert body["error_message"] == body["error"]  # where the document names what was ignored
     [comment] = await comments_of(client, task_id)
     assert comment["message_type"] == "Telegram"
     assert comment["text"] == "hello"
@@ -460,3 +461,35 @@ async def test_no_nulls_in_answers(client):
         response = await send(client, connector, sender_name=None, **extra)
         assert response.status_code == 200, response.text
         assert nulls_in(response.json()) == []
+
+
+async def test_an_over_long_message_type_is_an_unknown_one_and_the_message_is_kept(client):
+    """The document: an unknown message type is reported and the message processed; one of
+    101 characters is no type a form can have, not a reason to lose the message."""
+    connector = await make_connector(client)
+    response = await send(client, connector, message_type="T" * 101)
+    task_id, _ = await landed(response)
+    assert response.json()["error_code"] == "unrecognized_message_type"
+    [comment] = await comments_of(client, task_id)
+    assert comment["message_type"] == "Telegram" and comment["text"] == "hello"
+
+
+async def test_every_ignored_guid_is_named_in_error_message(client):
+    """`error` is clipped to 300 characters; `error_message` names every ignored guid, as
+    the document says."""
+    connector = await make_connector(client)
+    unknown = [f"{n:08d}-0000-0000-0000-000000000000" for n in range(20)]
+    response = await send(client, connector, attachments=unknown)
+    await landed(response)
+    body = response.json()
+    assert body["error_code"] == "unrecognized_attachment_id"
+    assert len(body["error"]) <= 300
+    assert all(guid in body["error_message"] for guid in unknown)
+
+
+async def test_too_long_html_is_named_as_the_html_field(client):
+    connector = await make_connector(client)
+    response = await send(client, connector, message_text="hi", message_text_html="x" * 10_001)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "too_large_message_text"
+    assert response.json()["error"].startswith("message_text_html has 10001 characters")

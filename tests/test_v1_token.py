@@ -62,6 +62,10 @@ async def test_missing_and_unknown_tokens(client):
     missing = await client.post("/v1/getmessage", json=body)
     assert missing.status_code == 401
     assert missing.json()["error_code"] == "token_not_specified"
+    for empty in ("Bearer ", "Bearer", "bearer   "):
+        nothing = await client.post("/v1/getmessage", json=body, headers={"Authorization": empty})
+        assert nothing.status_code == 401
+        assert nothing.json()["error_code"] == "token_not_specified", empty
     unknown = await client.post(
         "/v1/getmessage", json=body, headers={"Authorization": "Bearer not-a-token"}
     )

@@ -46,7 +46,7 @@ def _status_of(code: str) -> int:
 MAX_MESSAGE_LENGTH = 300
 
 
-def _clip(message: str) -> str:
+def clip(message: str) -> str:
     if len(message) <= MAX_MESSAGE_LENGTH:
         return message
     return message[: MAX_MESSAGE_LENGTH - 1] + "…"
@@ -54,13 +54,13 @@ def _clip(message: str) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """An error code with its human message, reported without failing the request."""
+    """An error code with its human message, reported without failing the request.
+
+    The message is kept whole: the Extensions API lists what was ignored (every unknown
+    field code, every ignored file guid) in `error_message`; `error` is clipped."""
 
     code: str
     message: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "message", _clip(self.message))
 
 
 class FrontdeskError(Exception):
@@ -69,7 +69,7 @@ class FrontdeskError(Exception):
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
-        self.message = _clip(message)
+        self.message = clip(message)
         self.status = status or _status_of(code)
 
     @property

@@ -45,12 +45,19 @@ class Outcome:
     problems: list[Problem] = field(default_factory=list)
 
 
-def check_text_length(*texts: str | None, name: str = "message_text") -> None:
-    for text in texts:
-        if text is not None and len(text) > MAX_MESSAGE_TEXT:
+def check_text_length(
+    text: str | None,
+    html: str | None = None,
+    name: str = "message_text",
+    html_name: str | None = None,
+) -> None:
+    """The text and its HTML form each within the limit; the error names the one over it
+    (the Extensions API calls the HTML of `message_text` `message_text_html`)."""
+    for value, named in ((text, name), (html, html_name or f"{name}_html")):
+        if value is not None and len(value) > MAX_MESSAGE_TEXT:
             raise FrontdeskError(
                 "too_large_message_text",
-                f"{name} has {len(text)} characters; the limit is {MAX_MESSAGE_TEXT}. "
+                f"{named} has {len(value)} characters; the limit is {MAX_MESSAGE_TEXT}. "
                 "Message not processed",
             )
 

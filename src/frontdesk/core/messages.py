@@ -128,9 +128,24 @@ async def _open_to(tx: Tx, task: task_store.TaskRef, principal: ExtensionPrincip
     return owner.extension_id == principal.extension_id
 
 
+#: the longest message type a channel keeps (a longer one is no type a form can have)
+MESSAGE_TYPE_LENGTH = 100
+
+
 def _message_type(form: Form, wanted: str | None, problems: list[Problem]) -> str | None:
-    """The message type to record: the one sent if the form knows it, else the form's first."""
+    """The message type to record: the one sent if the form knows it, else the form's first
+    (the document: an unknown type is reported, and the message processed all the same)."""
     known = form.message_types
+    if wanted is not None and len(wanted) > MESSAGE_TYPE_LENGTH:
+        fallback = known[0] if known else None
+        problems.append(
+            Problem(
+                "unrecognized_message_type",
+                f"Unknown message type {wanted[:50]!r}… ({len(wanted)} characters); "
+                f"processed as {fallback!r}",
+            )
+        )
+        return fallback
     if not known or wanted in known:
         return wanted or (known[0] if known else None)
     match = next((t for t in known if wanted and t.casefold() == wanted.casefold()), None)

@@ -222,7 +222,7 @@ async def _store_values(tx: Tx, task_id: int, values: list[tuple[Field, str | No
 
 def _body(text: str | None, html: str | None) -> Formatted:
     """The comment's text and sanitised HTML; blank when nothing visible is left."""
-    check_text_length(text, html, name="text")
+    check_text_length(text, html, name="text", html_name="formatted_text")
     body = formatted(text, html)
     return body if body.text.strip() else Formatted("")
 

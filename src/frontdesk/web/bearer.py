@@ -8,7 +8,7 @@ from frontdesk.web.endpoints import Call
 
 def bearer_token(call: Call) -> str:
     header = call.header(b"authorization").strip()
-    if not header:
+    if not header or header.lower() == "bearer":  # ("Bearer " with nothing after it)
         raise Unauthorized(
             "token_not_specified", "Send the access token as 'Authorization: Bearer <token>'"
         )

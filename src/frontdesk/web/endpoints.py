@@ -192,11 +192,11 @@ def _with_quota(call: Call, reply: Reply) -> Reply:
 
 async def _reply_to(endpoint: Endpoint, call: Call) -> Reply:
     if call.method not in endpoint.methods:
-        return endpoint.render_error(
-            FrontdeskError(
-                "invalid_request", f"Use {' or '.join(endpoint.methods)} for {endpoint.path}", 405
-            )
-        )
+        allowed = " or ".join(endpoint.methods)
+        message = f"{call.method} is not served here; use {allowed}"
+        refused = endpoint.render_error(FrontdeskError("invalid_request", message, 405))
+        refused.headers["Allow"] = ", ".join(endpoint.methods)  # (RFC 9110: a 405 names them)
+        return refused
     try:
         return _with_quota(call, await endpoint.handler(call))
     except FrontdeskError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontdesk.errors import Busy, FrontdeskError, Problem, RateLimited
+from frontdesk.errors import Busy, FrontdeskError, Problem, RateLimited, clip
 from frontdesk.web.endpoints import Reply
 from frontdesk.web.ratelimit import Quota
 
@@ -36,9 +36,13 @@ def pyrus_error(exc: FrontdeskError) -> Reply:
 
 def ok_with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
     """Processed with a warning (both Pyrus APIs): the normal answer plus what was ignored,
-    as `error_code`, `error` and a `warnings` list (ARCHITECTURE.md §2)."""
+    as `error_code`, `error` (clipped to 300 characters) and a `warnings` list
+    (ARCHITECTURE.md §2), and the whole list in `error_message`, where the Extensions API
+    document says ignored field codes and file guids are named."""
     if problems:
+        whole = "; ".join(problem.message for problem in problems)
         payload["error_code"] = problems[0].code
-        payload["error"] = "; ".join(problem.message for problem in problems)[:300]
-        payload["warnings"] = [{"error_code": p.code, "error": p.message} for p in problems]
+        payload["error"] = clip(whole)
+        payload["error_message"] = whole
+        payload["warnings"] = [{"error_code": p.code, "error": clip(p.message)} for p in problems]
     return ok(payload)

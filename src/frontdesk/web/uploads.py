@@ -11,6 +11,8 @@ import mimetypes
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from email.header import decode_header, make_header
+from urllib.parse import unquote
 
 import multipart
 
@@ -40,6 +42,38 @@ def clean_filename(raw: str | None) -> str:
         stem, dot, ext = name.rpartition(".")
         keep = MAX_NAME_LENGTH - len(ext) - 1
         name = (stem[:keep] + dot + ext) if dot and keep > 0 else name[:MAX_NAME_LENGTH]
+    return name
+
+
+#: RFC 5987 / 7578 `filename*=charset'language'percent-encoded` (what .NET and many HTTP
+#: libraries add for a name that is not ASCII)
+_EXTENDED_FILENAME = re.compile(
+    r"""(?:^|;)\s*filename\*\s*=\s*"?([^';"]*)'[^']*'([^;"\s]*)""", re.IGNORECASE
+)
+#: an RFC 2047 encoded word, which .NET's MultipartFormDataContent puts in plain `filename`
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def part_filename(segment: multipart.MultipartSegment) -> str | None:
+    """The part's file name as its client meant it, or None for a part that is no file.
+
+    `filename*` wins over `filename` (RFC 7578 §4.2); an encoded word in `filename`
+    (=?utf-8?B?...?=) is decoded. Both as a client library sends them, never as a failure:
+    a name that does not decode is taken as it came.
+    """
+    for header, value in segment.headerlist:
+        if header == "Content-Disposition" and (found := _EXTENDED_FILENAME.search(value)):
+            charset, encoded = str(found.group(1) or "utf-8"), str(found.group(2))
+            try:
+                return unquote(encoded, encoding=charset, errors="replace")
+            except LookupError:  # (an unknown charset)
+                return unquote(encoded, errors="replace")
+    name: str | None = segment.filename
+    if name is not None and _ENCODED_WORD.search(name):
+        try:
+            return str(make_header(decode_header(name)))
+        except (ValueError, LookupError, UnicodeError):
+            return name
     return name
 
 
@@ -73,8 +107,9 @@ class _FileCatcher:
 
     async def on_event(self, event: object) -> None:
         if isinstance(event, multipart.MultipartSegment):
-            if not self.done and self.writer is None and event.filename is not None:
-                self.name = clean_filename(event.filename)
+            filename = part_filename(event)
+            if not self.done and self.writer is None and filename is not None:
+                self.name = clean_filename(filename)
                 self.content_type = _content_type(event.content_type, self.name)
                 self.writer = self.store.writer(self.max_bytes)
                 self.writing = True

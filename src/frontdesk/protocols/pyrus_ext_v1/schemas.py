@@ -79,8 +79,7 @@ class GetMessageIn(Body):
         "account_id": 300,
         "channel_id": 300,
         "sender_name": 100,
-        "message_type": 100,
-    }
+    }  # (an over-long message_type is an unknown one: processed, core.messages)
     account_id: Scalar | None = None
     channel_id: Scalar | None = None
     sender_name: str | None = None
