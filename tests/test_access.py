@@ -27,7 +27,7 @@ async def test_open_and_restricted_forms(client):
     assert (refused.value.code, refused.value.status) == ("access_denied_form", 403)
 
     async def sees(user_id: int, **task: int | None) -> bool:
-        return await db.read(access.may_see_task, user_id, **task)
+        return await db.read(access.may_see_task, user_id, 7, **task)
 
     restricted = {"form_id": closed_form, "author_id": None, "responsible_id": None}
     assert await sees(ann.user_id, **restricted)

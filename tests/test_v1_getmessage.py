@@ -493,3 +493,11 @@ async def test_too_long_html_is_named_as_the_html_field(client):
     assert response.status_code == 400
     assert response.json()["error_code"] == "too_large_message_text"
     assert response.json()["error"].startswith("message_text_html has 10001 characters")
+
+
+async def test_null_lists_are_empty_ones(client):
+    """Clients that serialise an empty collection as null (Json.NET's default) are taken."""
+    connector = await make_connector(client)
+    task_id, _ = await landed(await send(client, connector, mappings=None, attachments=None))
+    [comment] = await comments_of(client, task_id)
+    assert comment["text"] == "hello"

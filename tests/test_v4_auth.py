@@ -89,7 +89,7 @@ async def test_bad_pair_is_invalid_credentials(client, login, key):
     [
         (b"", "empty_body"),
         (b"{not json", "invalid_json"),
-        (b'{"login": "a@b.c"}', "required_parameters_not_specified"),
+        (b'{"login": "a@b.c"}', "required_parameter_missing"),
         (b'{"login": "a@b.c", "security_key": "k", "person_id": "x1"}', "validation_error"),
     ],
 )

@@ -248,3 +248,12 @@ async def test_malformed_comment_bodies(client, body, code):
         f"/v4/tasks/{task['id']}/comments", headers=agent.headers, content=body
     )
     assert (response.status_code, response.json()["error_code"]) == (400, code)
+
+
+async def test_null_lists_are_empty_ones(client):
+    agent = await make_v4_agent(client)
+    task = await v4_task(client, agent, text="Printer", fields=None, attachments=None)
+    answered = await commented(
+        client, agent, task["id"], text="ok", field_updates=None, attachments=None
+    )
+    assert answered["comments"][-1]["text"] == "ok"

@@ -315,6 +315,27 @@ async def test_a_member_only_form_hides_its_tasks_but_from_author_and_responsibl
     assert answer.status_code == 200, answer.text
 
 
+async def test_an_agent_who_hands_a_task_on_still_sees_it(client):
+    """In a member-only form, the responsible agent (no member) hands the task back: the
+    comment is taken, and having commented the agent keeps seeing the task, as a Pyrus
+    participant does; one who never took part still does not."""
+    ann = await make_v4_agent(client, email="ann@example.com")
+    bob = await make_v4_agent(client, email="bob@example.com", work_phone=None)
+    carol = await make_v4_agent(client, email="carol@example.com", work_phone=None)
+    form_id = await make_form(client, "Closed", members=(ann.user_id,))
+    task = await v4_task(client, ann, form_id=form_id, text="private", responsible=bob.user_id)
+    handed = await client.post(
+        f"/v4/tasks/{task['id']}/comments",
+        headers=bob.headers,
+        json={"text": "handing back", "reassign_to": {"email": ann.email}},
+    )
+    assert handed.status_code == 200, handed.text
+    assert handed.json()["task"]["responsible"]["id"] == ann.user_id
+    assert (await get_task(client, bob, task["id"]))["comments"][-1]["text"] == "handing back"
+    outsider = await client.get(f"/v4/tasks/{task['id']}", headers=carol.headers)
+    assert outsider.status_code == 403
+
+
 @pytest.mark.parametrize("task_id", ["999999", "abc", "1" * 30, "-1"])
 async def test_an_unknown_or_malformed_task_is_access_denied(client, task_id):
     agent = await make_v4_agent(client)

@@ -442,3 +442,19 @@ async def test_a_user_outside_the_accounts_form_is_refused(client):
     assert record.json()["error_code"] == "access_denied_form"
     assert (await task_of(client, task_id))["responsible_id"] is None
     assert len(await calls_of(client)) == 1
+
+
+async def test_null_mappings_are_no_mappings(client):
+    connector = await make_connector(client, fields=TELEPHONY_FIELDS)
+    agent = await make_v4_agent(client)
+    response = await call(client, agent, connector, external_id="n-1", mappings=None)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("blank", ["", "   ", None])
+async def test_a_blank_number_is_a_missing_one(client, blank):
+    connector = await make_connector(client, fields=TELEPHONY_FIELDS)
+    agent = await make_v4_agent(client)
+    response = await call(client, agent, connector, from_number=blank)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "required_parameters_not_specified"

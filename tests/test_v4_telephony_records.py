@@ -51,6 +51,9 @@ async def assert_attached(client, task_id, guid):
     assert stored["record_file_id"] == await file_id_of(client, guid)
     [comment] = await recording_comments(client, task_id)
     assert await attachments_of(client, comment["id"]) == [guid]
+    # in the call's own conversation: shown as the telephone channel, as the call is
+    call_comment = (await comments_of(client, task_id))[0]
+    assert comment["channel_id"] == call_comment["channel_id"] is not None
 
 
 async def assert_not_attached(client, task_id):
@@ -78,6 +81,8 @@ async def test_by_task_id_with_the_users_upload(client, line):
     assert response.json() == {}
     assert "x-ratelimit-remaining" in response.headers
     await assert_attached(client, task_id, guid)
+    task = (await client.get(f"/v4/tasks/{task_id}", headers=agent.headers)).json()["task"]
+    assert task["comments"][-1]["channel"] == {"type": "api_telephony"}
 
 
 async def test_by_external_id_without_account_id(client, line):
@@ -138,9 +143,7 @@ async def test_a_v1_call_is_the_one_v4_attaches_to(client):
     await assert_attached(client, task_id, guid)
 
 
-@pytest.mark.parametrize(
-    "owner", ["another user", "another extension", "nobody", "an empty-looking guid"]
-)
+@pytest.mark.parametrize("owner", ["another user", "another extension", "nobody"])
 async def test_a_file_the_caller_may_not_use_is_unrecognized_attachment_id(client, line, owner):
     _, agent, task_id = line
     if owner == "another user":
@@ -149,11 +152,18 @@ async def test_a_file_the_caller_may_not_use_is_unrecognized_attachment_id(clien
     elif owner == "another extension":
         guid = await upload(client, await make_connector(client, name="Other"), "rec.wav")
     else:
-        guid = MISSING_GUID if owner == "nobody" else " "
+        guid = MISSING_GUID
     response = await attach(client, agent, task_id=task_id, record_file=guid)
     assert response.status_code == 400
     assert response.json()["error_code"] == "unrecognized_attachment_id"
     await assert_not_attached(client, task_id)
+
+
+async def test_a_blank_guid_is_no_record_file(client, line):
+    _, agent, task_id = line
+    response = await attach(client, agent, task_id=task_id, record_file="  ")
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "required_parameters_not_specified"
 
 
 @pytest.mark.parametrize("name", ["a.ac3", "b.mp3", "c.ogg", "d.wav", "e.wma", "F.WAV"])

@@ -1,8 +1,10 @@
 """Who may see what through API v4 (and later the agent UI).
 
 Every user is an agent. A form that lists no members (`form_members`) is open to every agent;
-a form that lists members is open to them, and each of its tasks also to the task's author
-and responsible person. A task without a form (a simple task) is open to every agent.
+a form that lists members is open to them, and each of its tasks also to the people taking
+part in it, as in Pyrus: its author, its responsible person, and whoever has commented on it
+(so an agent who hands a task on with `reassign_to` still sees it). A task without a form (a
+simple task) is open to every agent.
 Refusals are Pyrus' `access_denied_form` / `access_denied_task` (403).
 """
 
@@ -15,7 +17,7 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.errors import Forbidden
 from frontdesk.storage.sql import Query, Tx
-from frontdesk.storage.tables import form_members, forms
+from frontdesk.storage.tables import comments, form_members, forms
 
 #: forms the user may see: those without members, and those listing the user
 VISIBLE_FORMS = Query(
@@ -36,6 +38,13 @@ FORM_OPEN_TO = Query(
         sa.exists()
         .where(form_members.c.form_id == p("form_id"), form_members.c.user_id == p("user_id"))
         .label("member"),
+    )
+)
+HAS_COMMENTED = Query(
+    sa.select(
+        sa.exists()
+        .where(comments.c.task_id == p("task_id"), comments.c.author_id == p("user_id"))
+        .label("commented")
     )
 )
 ADD_MEMBER = Query(sa.insert(form_members).values(form_id=p("form_id"), user_id=p("user_id")))
@@ -63,6 +72,7 @@ def form_denied(form_id: int) -> Forbidden:
 async def may_see_task(
     tx: Tx,
     user_id: int,
+    task_id: int,
     *,
     form_id: int | None,
     author_id: int | None,
@@ -70,7 +80,10 @@ async def may_see_task(
 ) -> bool:
     if form_id is None or user_id in (author_id, responsible_id):
         return True
-    return await may_see_form(tx, user_id, form_id)
+    if await may_see_form(tx, user_id, form_id):
+        return True
+    row = await tx.one(HAS_COMMENTED, task_id=task_id, user_id=user_id)
+    return row is not None and bool(row["commented"])
 
 
 async def check_task(
@@ -83,7 +96,7 @@ async def check_task(
     responsible_id: int | None,
 ) -> None:
     visible = await may_see_task(
-        tx, user_id, form_id=form_id, author_id=author_id, responsible_id=responsible_id
+        tx, user_id, task_id, form_id=form_id, author_id=author_id, responsible_id=responsible_id
     )
     if not visible:
         raise Forbidden("access_denied_task", f"You have no access to task {task_id}")

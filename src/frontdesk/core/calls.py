@@ -34,7 +34,7 @@ from frontdesk.core.intake import (
 from frontdesk.core.users import Person
 from frontdesk.errors import FrontdeskError, Problem, required
 from frontdesk.storage.sql import Deferred, Query, Row, Tx, id_of
-from frontdesk.storage.tables import calls, extension_accounts, files
+from frontdesk.storage.tables import calls, channels, extension_accounts, files
 
 Mappings = Sequence[tuple[str, str]]
 
@@ -109,6 +109,29 @@ LATEST_CALL_BETWEEN = Query(
     _REACHABLE_CALLS.where(
         calls.c.from_number == p("from_number"), calls.c.to_number == p("to_number")
     )
+)
+#: the conversation a call came in by (its id's, or its caller's number's): its recording is
+#: shown in it too, as Pyrus marks the record "as the telephone call channel"
+CALL_CHANNEL = Query(
+    sa.select(channels.c.id)
+    .select_from(
+        calls.join(
+            channels,
+            sa.and_(
+                channels.c.task_id == calls.c.task_id,
+                channels.c.account_ref == calls.c.account_ref,
+            ),
+        )
+    )
+    .where(
+        calls.c.id == p("call_id"),
+        sa.or_(
+            sa.and_(channels.c.kind == "call", channels.c.key == calls.c.external_id),
+            sa.and_(channels.c.kind == "caller", channels.c.key == calls.c.from_number),
+        ),
+    )
+    .order_by(channels.c.id.desc())
+    .limit(1)
 )
 SET_RECORD = Query(
     sa.update(calls)
@@ -341,5 +364,12 @@ async def attach_call_record(
     task_id = int(call["task_id"])
     await task_store.set_values(tx, task_id, mapped.values)
     await tx.run(SET_RECORD, id=call["id"], file_id=file_id, now=tx.now)
-    await add_comment(tx, NewComment(task_id, Formatted("Call recording"), file_ids=[file_id]))
+    channel = await tx.one(CALL_CHANNEL, call_id=call["id"])
+    recording = Formatted("Call recording")
+    await add_comment(
+        tx,
+        NewComment(
+            task_id, recording, file_ids=[file_id], channel_id=channel["id"] if channel else None
+        ),
+    )
     return mapped.problems

@@ -101,7 +101,7 @@ FILE_IN_EXTENSION_TASK = Query(
 )
 # The tasks that show a file: as a comment's attachment, or as a call's recording.
 TASKS_SHOWING_FILE = Query(
-    sa.select(tasks.c.form_id, tasks.c.author_id, tasks.c.responsible_id)
+    sa.select(tasks.c.id, tasks.c.form_id, tasks.c.author_id, tasks.c.responsible_id)
     .where(
         tasks.c.id.in_(
             sa.union(
@@ -265,6 +265,7 @@ async def _shown_in_visible_task(tx: Tx, user_id: int, file_id: int) -> bool:
         if await access.may_see_task(
             tx,
             user_id,
+            task["id"],
             form_id=task["form_id"],
             author_id=task["author_id"],
             responsible_id=task["responsible_id"],

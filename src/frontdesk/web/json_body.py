@@ -34,8 +34,15 @@ def text(value: Scalar | None) -> str | None:
     return str(value)
 
 
+def _blank(value: Any) -> bool:
+    """Not given: absent, null, empty, or only spaces (a number of spaces is no phone)."""
+    if value.__class__ is str:
+        return not value.strip()
+    return value is None or value == []
+
+
 def _missing(body: Body) -> list[str]:
-    return [name for name in body.required if getattr(body, name) in (None, "", [])]
+    return [name for name in body.required if _blank(getattr(body, name))]
 
 
 def _check_limits(body: Body) -> None:

@@ -77,7 +77,7 @@ class CallIn(PhoneNumbers):
     account_id: Scalar | None = None
     internal_number: Scalar | None = None
     external_id: Scalar | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+    mappings: list[MappingIn] | None = None  # (null: none)
 
     def to_core(self) -> IncomingCall:
         from_number, to_number = self.numbers()
@@ -87,7 +87,7 @@ class CallIn(PhoneNumbers):
             str(to_number),
             text(self.internal_number) or None,
             text(self.external_id) or None,
-            mapping_pairs(self.mappings),
+            mapping_pairs(self.mappings or []),
         )
 
 
@@ -98,7 +98,7 @@ class AttachCallRecordIn(PhoneNumbers):
     record_file: str | None = None
     external_id: Scalar | None = None
     task_id: TaskId | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+    mappings: list[MappingIn] | None = None  # (null: none)
 
     def to_core(self) -> CallRecord:
         from_number, to_number = self.numbers()
@@ -109,5 +109,5 @@ class AttachCallRecordIn(PhoneNumbers):
             text(self.external_id) or None,
             from_number,
             to_number,
-            mapping_pairs(self.mappings),
+            mapping_pairs(self.mappings or []),
         )

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import msgspec
-
 from frontdesk.core.messages import ChatMessage, ExtensionComment, NewTask
 from frontdesk.web.json_body import Body, Scalar, text
 from frontdesk.web.pyrus_bodies import (
@@ -41,11 +39,14 @@ class TaskIn(Body):
     account_id: Scalar | None = None
     text: str | None = None
     text_html: str | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
+    mappings: list[MappingIn] | None = None  # (null: none)
 
     def to_core(self) -> NewTask:
         return NewTask(
-            str(text(self.account_id)), self.text, self.text_html, mapping_pairs(self.mappings)
+            str(text(self.account_id)),
+            self.text,
+            self.text_html,
+            mapping_pairs(self.mappings or []),
         )
 
 
@@ -56,8 +57,8 @@ class CommentIn(Body):
     task_id: TaskId | None = None
     comment_text: str | None = None
     comment_text_html: str | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
-    attachments: list[str] = msgspec.field(default_factory=list)
+    mappings: list[MappingIn] | None = None  # (null: none)
+    attachments: list[str] | None = None  # (null: none)
     send_to_external_channel: bool = False
 
     def to_core(self) -> ExtensionComment:
@@ -67,8 +68,8 @@ class CommentIn(Body):
             self.task_id,
             self.comment_text,
             self.comment_text_html,
-            mapping_pairs(self.mappings),
-            self.attachments,
+            mapping_pairs(self.mappings or []),
+            self.attachments or [],
             self.send_to_external_channel,
         )
 
@@ -86,8 +87,8 @@ class GetMessageIn(Body):
     message_type: str | None = None
     message_text: str | None = None
     message_text_html: str | None = None
-    mappings: list[MappingIn] = msgspec.field(default_factory=list)
-    attachments: list[str] = msgspec.field(default_factory=list)
+    mappings: list[MappingIn] | None = None  # (null: none)
+    attachments: list[str] | None = None  # (null: none)
 
     def to_core(self) -> ChatMessage:
         return ChatMessage(
@@ -97,6 +98,6 @@ class GetMessageIn(Body):
             self.message_text_html,
             self.sender_name,
             self.message_type,
-            mapping_pairs(self.mappings),
-            self.attachments,
+            mapping_pairs(self.mappings or []),
+            self.attachments or [],
         )

@@ -64,8 +64,8 @@ class TaskIn(Body):
     formatted_text: str | None = None
     subject: str | None = None
     responsible: Person | None = None
-    fields: list[FieldIn] = msgspec.field(default_factory=list)
-    attachments: list[Attachment] = msgspec.field(default_factory=list)
+    fields: list[FieldIn] | None = None  # (null: none)
+    attachments: list[Attachment] | None = None  # (null: none)
 
 
 class CommentIn(Body):
@@ -73,8 +73,8 @@ class CommentIn(Body):
     formatted_text: str | None = None
     action: str | None = None
     reassign_to: Person | None = None
-    field_updates: list[FieldIn] = msgspec.field(default_factory=list)
-    attachments: list[Attachment] = msgspec.field(default_factory=list)
+    field_updates: list[FieldIn] | None = None  # (null: none)
+    attachments: list[Attachment] | None = None  # (null: none)
     channel: ChannelIn | str | None = None
 
 
@@ -153,8 +153,8 @@ def new_task(body: TaskIn) -> NewAgentTask:
         html=body.formatted_text,
         subject=body.subject,
         responsible=person_ref(body.responsible),
-        fields=[field_input(item) for item in body.fields],
-        attachments=guids(body.attachments),
+        fields=[field_input(item) for item in body.fields or []],
+        attachments=guids(body.attachments or []),
     )
 
 
@@ -165,8 +165,8 @@ def new_comment(task_id: int, body: CommentIn) -> AgentComment:
         html=body.formatted_text,
         action=body.action,
         reassign_to=person_ref(body.reassign_to),
-        field_updates=[field_input(item) for item in body.field_updates],
-        attachments=guids(body.attachments),
+        field_updates=[field_input(item) for item in body.field_updates or []],
+        attachments=guids(body.attachments or []),
         to_channel=_answers_in_channel(body.channel),
     )
 

@@ -17,7 +17,7 @@ from frontdesk.core.users import Person
 from frontdesk.protocols.pyrus_v4.common import endpoint, json_method
 from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.pyrus_bodies import AttachCallRecordIn, CallIn
-from frontdesk.web.responses import ok_with_problems
+from frontdesk.web.responses import ok_with_problems, pyrus_error
 
 
 def responsible_json(person: Person | None) -> dict[str, Any] | None:
@@ -59,11 +59,13 @@ ENDPOINTS = (
         json_method(CallIn, register_call),
         "Register a call from the telephony system",
         CallIn,
+        render=pyrus_error,  # (the telephony document's own error codes)
     ),
     endpoint(
         "/v4/integrations/attachcallrecord",
         json_method(AttachCallRecordIn, attach_call_record),
         "Attach a call's recording to its task",
         AttachCallRecordIn,
+        render=pyrus_error,
     ),
 )
