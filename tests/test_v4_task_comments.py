@@ -11,6 +11,9 @@ from frontdesk.core import forms
 from frontdesk.core.forms import FieldSpec
 
 from factories import (
+    FIELDS as CHAT_FIELDS,
+)
+from factories import (
     attachments_of,
     channels_of,
     comments_of,
@@ -188,6 +191,48 @@ async def test_an_answer_in_the_channel_goes_out_through_the_tasks_chat(client):
     assert stored["send_to_external_channel"] is True
 
 
+async def test_an_answer_goes_only_to_a_chat_of_the_type_it_names(client):
+    """A VK chat's task: a Telegram or e-mail answer is refused, not carried by VK; "custom"
+    (an integration's own channel) takes the task's chat; a chat of a message type Pyrus has
+    no type for takes any named type."""
+    agent = await make_v4_agent(client)
+    typed = await make_connector(client)
+    untyped = await make_connector(  # (a form without message types keeps the one sent)
+        client,
+        account_id="acc-2",
+        name="Pager bridge",
+        fields=tuple(spec for spec in CHAT_FIELDS if spec.code != "MessageType"),
+    )
+
+    async def chat_task(channel_id: str, message_type: str, connector=typed) -> int:
+        message = await client.post(
+            "/v1/getmessage",
+            headers=connector.headers,
+            json={
+                "account_id": connector.account_id,
+                "channel_id": channel_id,
+                "message_type": message_type,
+                "message_text": "Where is my order?",
+            },
+        )
+        task_id: int = message.json()["tasks"][0]["task_id"]
+        return task_id
+
+    vk_task = await chat_task("vk-1", "VK")
+    for wrong in ("telegram", "email"):
+        refused = await comment(client, agent, vk_task, text="x", channel={"type": wrong})
+        assert refused.status_code == 400, refused.text
+        assert refused.json() == {
+            "error_code": "validation_error",
+            "error": f"Task {vk_task} has no {wrong} chat to answer in",
+        }
+    assert len(await comments_of(client, vk_task)) == 1  # nothing recorded, nothing sent
+    await commented(client, agent, vk_task, text="ok", channel={"type": "custom"})
+    await commented(client, agent, vk_task, text="ok", channel="vk")
+    other_task = await chat_task("pager-1", "Pager", untyped)  # (no Pyrus type has its name)
+    await commented(client, agent, other_task, text="ok", channel={"type": "telegram"})
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -207,6 +252,7 @@ async def test_an_answer_in_the_channel_goes_out_through_the_tasks_chat(client):
         ({"text": "x", "channel": {"type": "telegram"}}, "validation_error"),
         ({"channel": "telegram"}, "text_missing"),
         ({"text": "x", "channel": {}}, "invalid_value_format"),
+        ({"text": "x", "channel": {"type": "no_such_channel"}}, "invalid_value_format"),
         ({"text": "x", "reassign_to": 0}, "validation_error"),
         ({"text": "x", "action": 5}, "validation_error"),
         ({"text": ["x"]}, "validation_error"),

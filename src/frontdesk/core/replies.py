@@ -9,7 +9,7 @@ chat of the task gets a `cmd=newMessage` the same way (core.planfix_answers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -71,24 +71,42 @@ class AnswerChannel:
     message_type: str | None
 
 
-async def answer_channel(tx: Tx, task_id: int) -> AnswerChannel:
-    """The task's newest chat whose account is enabled.
+@dataclass(frozen=True)
+class ChannelWanted:
+    """The kind of chat an answer names (API v4's `channel.type`), as the protocol tells it."""
+
+    name: str
+    #: whether a chat of this message type is of that kind
+    accepts: Callable[[str | None], bool]
+
+
+async def answer_channel(
+    tx: Tx, task_id: int, wanted: ChannelWanted | None = None
+) -> AnswerChannel:
+    """The task's newest chat whose account is enabled (and of the kind wanted, if named).
 
     Refused (validation_error) when the task has no chat, or only chats whose accounts are
-    disabled: an answer nothing will carry to the customer would look sent and be lost.
+    disabled, or none of the kind named: an answer nothing will carry to the customer would
+    look sent and be lost, and one carried by another messenger would surprise everyone.
     """
     chats = await tx.all(TASK_CHATS, task_id=task_id)
     if not chats:
         raise FrontdeskError(
             "validation_error", f"Task {task_id} has no external channel to answer in"
         )
-    for chat in chats:
-        if chat["enabled"] is not False:
+    enabled = [chat for chat in chats if chat["enabled"] is not False]
+    if not enabled:
+        raise FrontdeskError(
+            "validation_error",
+            f"The account of task {task_id}'s chat is disabled: nothing would reach the "
+            "customer (frontdesk account enable)",
+        )
+    for chat in enabled:
+        if wanted is None or wanted.accepts(chat["message_type"]):
             return AnswerChannel(int(chat["id"]), chat["message_type"])
+    assert wanted is not None
     raise FrontdeskError(
-        "validation_error",
-        f"The account of task {task_id}'s chat is disabled: nothing would reach the customer "
-        "(frontdesk account enable)",
+        "validation_error", f"Task {task_id} has no {wanted.name} chat to answer in"
     )
 
 

@@ -32,7 +32,7 @@ from frontdesk.core.comments import (
 from frontdesk.core.field_values import normalize
 from frontdesk.core.forms import Field, Form, load_form
 from frontdesk.core.intake import MAX_ATTACHMENTS, check_text_length
-from frontdesk.core.replies import Answer, answer_channel, send_to_customer
+from frontdesk.core.replies import Answer, ChannelWanted, answer_channel, send_to_customer
 from frontdesk.core.task_views import TaskRow, readable_form, visible_task
 from frontdesk.errors import FrontdeskError, NotFound
 from frontdesk.storage.sql import Query, Tx
@@ -85,6 +85,8 @@ class AgentComment:
     attachments: Sequence[str] = ()
     #: an answer to the customer, in the task's external channel
     to_channel: bool = False
+    #: the kind of chat the answer must go to, when the caller named one
+    channel_wanted: ChannelWanted | None = None
 
 
 @dataclass
@@ -315,7 +317,7 @@ async def _comment_row(
         )
     if not (body.text or file_ids):
         raise _error("text_missing", "An answer to the customer needs text or attachments")
-    chat = await answer_channel(tx, task_id)
+    chat = await answer_channel(tx, task_id, new.channel_wanted)
     answer = NewComment(
         task_id,
         body,

@@ -149,11 +149,16 @@ def file_json(found: FileView, base: str) -> Json:
     }
 
 
+def chat_type(message_type: str | None) -> str:
+    """Pyrus' channel type of a chat of this message type; "custom" when it has none."""
+    key = "".join(ch for ch in (message_type or "").casefold() if ch.isalnum())
+    return CHANNEL_TYPES.get(key, "custom")
+
+
 def channel_type(channel: ChannelView) -> str:
     if channel.kind == "call":
         return "api_telephony"
-    key = "".join(ch for ch in (channel.message_type or "").casefold() if ch.isalnum())
-    return CHANNEL_TYPES.get(key, "custom")
+    return chat_type(channel.message_type)
 
 
 def channel_json(comment: CommentView) -> Json | None:

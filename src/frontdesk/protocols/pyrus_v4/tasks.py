@@ -14,12 +14,13 @@ import msgspec
 
 from frontdesk.core import task_updates, task_views
 from frontdesk.core.auth import UserPrincipal
+from frontdesk.core.replies import ChannelWanted
 from frontdesk.core.task_updates import AgentComment, FieldInput, NewAgentTask, PersonRef
 from frontdesk.core.task_views import TaskView
 from frontdesk.errors import FrontdeskError
 from frontdesk.protocols.pyrus_v4.common import endpoint, json_method, user_method
 from frontdesk.protocols.pyrus_v4.forms import path_id
-from frontdesk.protocols.pyrus_v4.shapes import task_head_json, task_json
+from frontdesk.protocols.pyrus_v4.shapes import chat_type, task_head_json, task_json
 from frontdesk.storage.sql import Tx
 from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.json_body import Body, text
@@ -137,13 +138,41 @@ def guids(attachments: list[Attachment]) -> list[str]:
     return found
 
 
-def _answers_in_channel(channel: ChannelIn | str | None) -> bool:
+#: the channel types a comment may name (pyrus-api's CommentRequest check)
+ANSWER_CHANNEL_TYPES = frozenset(
+    {
+        "email",
+        "telegram",
+        "facebook",
+        "vk",
+        "viber",
+        "instagram",
+        "private_channel",
+        "whats_app",
+        "mobile_app",
+        "web_widget",
+        "sms",
+        "custom",
+        "max_messenger",
+    }
+)
+
+
+def _channel_wanted(channel: ChannelIn | str | None) -> ChannelWanted | None:
+    """The kind of chat an answer names. "custom" (an integration's own channel) is any chat;
+    a chat whose message type maps to no Pyrus type takes any named type (which it is, is
+    not known); otherwise the types must agree: a Telegram answer never goes out on VK."""
     if channel is None:
-        return False
+        return None
     kind = channel if isinstance(channel, str) else channel.type
     if not kind:
         raise FrontdeskError("invalid_value_format", "channel needs a type")
-    return True
+    if kind not in ANSWER_CHANNEL_TYPES:
+        known = ", ".join(sorted(ANSWER_CHANNEL_TYPES))
+        raise FrontdeskError("invalid_value_format", f"channel type {kind[:50]!r} is not {known}")
+    if kind == "custom":
+        return ChannelWanted(kind, lambda _message_type: True)
+    return ChannelWanted(kind, lambda message_type: chat_type(message_type) in (kind, "custom"))
 
 
 def new_task(body: TaskIn) -> NewAgentTask:
@@ -167,7 +196,8 @@ def new_comment(task_id: int, body: CommentIn) -> AgentComment:
         reassign_to=person_ref(body.reassign_to),
         field_updates=[field_input(item) for item in body.field_updates or []],
         attachments=guids(body.attachments or []),
-        to_channel=_answers_in_channel(body.channel),
+        to_channel=body.channel is not None,
+        channel_wanted=_channel_wanted(body.channel),
     )
 
 
