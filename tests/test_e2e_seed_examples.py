@@ -90,6 +90,8 @@ def test_every_curl_example_of_the_document_works(server, tmp_path):
     assert message["is_new_task"] is True
     call = json.loads(answers["call"][1])["tasks"][0]
     assert call["responsible_person"]["work_phone"] == "200"
+    # the caller of the demo's call task: the example joins that conversation
+    assert (call["task_id"], call["is_new_task"]) == (45873, False)
     uploaded = json.loads(answers["files/upload"][1])
     assert uploaded["md5_hash"] == hashlib.md5(upload_file.read_bytes()).hexdigest()
     head, body = answers["files/download/123"]

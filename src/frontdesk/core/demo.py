@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import extensions, forms, planfix, users
+from frontdesk.core.channels import INSERT_CHANNEL
 from frontdesk.core.clock import utcnow
 from frontdesk.core.comments import Formatted, NewComment, add_comment
 from frontdesk.core.forms import FieldSpec
@@ -224,9 +225,22 @@ async def _tasks(tx: Tx, account: extensions.Account, file_ids: dict[str, int]) 
         record_file_id=file_ids["call-record.mp3"],
         now=now,
     )
-    await add_comment(
-        tx, NewComment(CALL_TASK_ID, Formatted("Call from +79774221338 to +74953009080"))
+    # the caller's conversation, as the document's own /call example makes it: that example
+    # then lands in this task, and its comments show the telephone channel
+    caller = await tx.one(
+        INSERT_CHANNEL,
+        task_id=CALL_TASK_ID,
+        account_ref=account.id,
+        kind="caller",
+        key="+79774221338",
+        generation=1,
+        message_type=None,
+        sender_name=None,
+        now=now,
     )
+    assert caller is not None
+    call_text = Formatted("Call from +79774221338 to +74953009080")
+    await add_comment(tx, NewComment(CALL_TASK_ID, call_text, channel_id=caller["id"]))
     if tx.dialect == "postgresql":
         for query in SYNC_SEQUENCES:
             await tx.one(query)
