@@ -80,6 +80,10 @@ async def test_rotating_the_secret_revokes_earlier_tokens(client):
     response = await client.post("/v1/getmessage", json=body, headers=connector.headers)
     assert response.status_code == 401
     assert response.json()["error_code"] == "revoked_token"
+    # told before anything wrong with the body: the connector first needs a new token
+    for bad in ({**body, "message_text": "x" * 10_001}, {"account_id": "acc-1"}, {"x": [1]}):
+        refused = await client.post("/v1/getmessage", json=bad, headers=connector.headers)
+        assert refused.json()["error_code"] == "revoked_token", bad
     old_secret = await client.post(
         "/v1/token", json={"client_id": connector.client_id, "secret": connector.secret}
     )

@@ -108,6 +108,10 @@ async def test_rotating_the_security_key_revokes_old_tokens(client):
     response = await client.get("/v4/profile", headers=agent.headers)
     assert response.status_code == 401
     assert response.json()["error_code"] == "revoked_token"
+    bad_comment = await client.post(
+        "/v4/tasks/1/comments", headers=agent.headers, json={"text": ["not text"]}
+    )
+    assert bad_comment.json()["error_code"] == "revoked_token"  # before the body's faults
     old = await client.post(
         "/v4/auth", json={"login": agent.email, "security_key": agent.security_key}
     )

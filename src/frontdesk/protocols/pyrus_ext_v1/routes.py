@@ -10,7 +10,7 @@ from frontdesk.core import auth, calls, files, messages
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.intake import Outcome
 from frontdesk.core.users import Person
-from frontdesk.errors import Unauthorized
+from frontdesk.errors import FrontdeskError, Unauthorized
 from frontdesk.protocols.pyrus_ext_v1.errors import render_error
 from frontdesk.protocols.pyrus_ext_v1.schemas import (
     AttachCallRecordIn,
@@ -73,8 +73,13 @@ def json_method(
 
     async def handle(call: Call) -> Reply:
         principal = await authenticate(call)
-        body = decode_body(await call.body(MAX_JSON_BODY), body_type)
-        return await run(call, principal, body)
+        try:
+            body = decode_body(await call.body(MAX_JSON_BODY), body_type)
+            return await run(call, principal, body)
+        except FrontdeskError as exc:
+            if exc.status == 400:  # a revoked token is told so first (read on this path alone)
+                await call.ctx.db.read(auth.ensure_current, principal)
+            raise
 
     return handle
 

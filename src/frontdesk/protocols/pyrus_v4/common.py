@@ -67,8 +67,13 @@ def json_method(
 
     async def handle(call: Call) -> Reply:
         principal = await authenticate(call)
-        body = decode_body(await call.body(MAX_JSON_BODY), body_type, MALFORMED)
-        return await run(call, principal, body)
+        try:
+            body = decode_body(await call.body(MAX_JSON_BODY), body_type, MALFORMED)
+            return await run(call, principal, body)
+        except FrontdeskError as exc:
+            if exc.status == 400:  # a revoked token is told so first (read on this path alone)
+                await call.ctx.db.read(auth.ensure_current_user, principal)
+            raise
 
     return handle
 
