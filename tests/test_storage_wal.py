@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -17,15 +18,20 @@ ROW_BYTES = 2000
 INSERT_ROW = Query(sa.text("INSERT INTO filler (body) VALUES (:body)"))
 
 
-async def test_the_wal_starts_over_while_writes_never_stop(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_storage, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
-    monkeypatch.setattr(sqlite_storage, "WAL_RESTART_FRAMES", 100)  # 400 KiB of 4 KiB pages
-    path = tmp_path / "wal.db"
+async def _filler_database(path: Path) -> sqlite_storage.SqliteDatabase:
+    """An open database (the real checkpointer running) with one table to fill."""
     with sqlite3.connect(path) as setup:
         setup.execute("PRAGMA journal_mode=WAL")
         setup.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
     db = sqlite_storage.SqliteDatabase(str(path))
     await db.open()
+    return db
+
+
+async def test_the_wal_starts_over_while_writes_never_stop(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_storage, "CHECKPOINT_INTERVAL_SECONDS", 0.02)
+    monkeypatch.setattr(sqlite_storage, "WAL_RESTART_FRAMES", 100)  # 400 KiB of 4 KiB pages
+    db = await _filler_database(tmp_path / "wal.db")
 
     async def unit(tx: Tx, n: int) -> None:
         await tx.run(INSERT_ROW, body=str(n) * ROW_BYTES)
@@ -59,11 +65,7 @@ async def test_a_reader_on_an_old_snapshot_does_not_hold_writers_off(tmp_path, m
     monkeypatch.setattr(sqlite_storage, "CHECKPOINT_INTERVAL_SECONDS", 3600)  # by hand here
     monkeypatch.setattr(sqlite_storage, "WAL_RESTART_FRAMES", 10)
     path = tmp_path / "pinned.db"
-    with sqlite3.connect(path) as setup:
-        setup.execute("PRAGMA journal_mode=WAL")
-        setup.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-    db = sqlite_storage.SqliteDatabase(str(path))
-    await db.open()
+    db = await _filler_database(path)
     checkpointer = db._checkpointer
     assert checkpointer is not None
 
