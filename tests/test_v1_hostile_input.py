@@ -31,6 +31,19 @@ async def test_undecodable_bodies(client, body, code):
         assert response.json()["error_code"] == code
 
 
+async def test_a_lone_surrogate_is_named_and_a_bom_is_read_past(client):
+    connector = await make_connector(client)
+    lone = b'{"account_id": "acc-1", "channel_id": "c1", "message_text": "\\ud800 hi"}'
+    refused = await client.post("/v1/getmessage", headers=connector.headers, content=lone)
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "invalid_request"
+    assert "UTF-16 pair" in refused.json()["error"]  # (msgspec itself says "truncated")
+    with_bom = b"\xef\xbb\xbf" + httpx.Request("POST", "/", json=MESSAGE).content
+    taken = await client.post("/v1/getmessage", headers=connector.headers, content=with_bom)
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["tasks"][0]["is_new_task"] is True
+
+
 @pytest.mark.parametrize("file_id", ["%C2%B2", "%D9%A1%D9%A2%D9%A3", "%EF%BC%91%EF%BC%92%EF%BC%93"])
 async def test_unicode_digits_are_no_file_id(client, file_id):
     connector = await make_connector(client)

@@ -6,6 +6,7 @@ variable, so that a request missing several of them is told all their names at o
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -70,9 +71,25 @@ def decode_fields(fields: dict[str, str], body_type: type[T]) -> T:
     return decode_body(msgspec.json.encode(fields), body_type)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+#: a \uD800-\uDFFF escape: half of a UTF-16 pair, no character on its own
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _reason(exc: Exception, raw: bytes) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    # msgspec says "truncated" for a lone surrogate: name what the sender can fix
+    if "truncated" in str(exc) and _SURROGATE_ESCAPE.search(raw):
+        return "a \\uD800-\\uDFFF escape without the other half of its UTF-16 pair"
+    return str(exc)
+
+
 def decode_body(raw: bytes, body_type: type[T], malformed: str = "invalid_request") -> T:
     """The body as `body_type`; JSON that does not parse is `malformed` (the Extensions API
     says invalid_request, API v4 invalid_json)."""
+    if raw.startswith(UTF8_BOM):  # (some Windows tools write one; JSON allows it to be read)
+        raw = raw[len(UTF8_BOM) :]
     if not raw.strip():
         raise FrontdeskError("empty_body", "The request body is empty")
     try:
@@ -80,8 +97,9 @@ def decode_body(raw: bytes, body_type: type[T], malformed: str = "invalid_reques
     except msgspec.ValidationError as exc:
         raise invalid(f"Invalid parameters: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise FrontdeskError(malformed, f"The body is not valid JSON: {reason}") from None
+        raise FrontdeskError(
+            malformed, f"The body is not valid JSON: {_reason(exc, raw)}"
+        ) from None
     if b"\\u0000" in raw and _has_nul(msgspec.to_builtins(body)):
         raise invalid("Text must not contain NUL (\\u0000) characters")
     missing = _missing(body)
