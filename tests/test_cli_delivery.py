@@ -172,3 +172,50 @@ async def test_a_new_url_reaches_a_delivery_in_flight_and_only_this_extensions(c
     }
     assert stored[claimed.id] == ("sending", "https://b.example/sendmessage")  # for its retry
     assert stored[ids[1]] == ("pending", "https://a.example/xy/sendmessage")  # not under /x
+
+
+async def test_an_answer_written_with_the_old_url_after_set_url_goes_to_the_new_one(client):
+    """The race set-url's re-pointing cannot see: an answer whose unit read the old address
+    commits after set-url did. The claim reads the extension's address, so it goes to the new
+    one, and the row says where it went."""
+    from frontdesk.core import extensions, outbox, planfix
+    from frontdesk.core.planfix_answers import PLANFIX_MESSAGE, ordering_key
+    from frontdesk.storage import tables
+
+    from factories import db_of, make_connector, make_planfix, rows
+
+    connector = await make_connector(client, base_url="https://old.example/hooks")
+    db = db_of(client)
+    await db.write(extensions.set_base_url, connector.extension_id, "https://new.example/bot/")
+    late = await db.write(  # (its unit read the old address before set-url committed)
+        outbox.enqueue,
+        kind="sendmessage",
+        url="https://old.example/hooks/sendmessage",
+        body=b"{}",
+        ordering_key="chat:late",
+        extension_id=connector.extension_id,
+    )
+    chats = await make_planfix(client, url="https://old-chat.example/api")
+    await db.write(planfix.set_url, chats.provider_id, "https://new-chat.example/api")
+    late_chat = await db.write(  # (the same race for a chat system's answer)
+        outbox.enqueue,
+        kind=PLANFIX_MESSAGE,
+        url="https://old-chat.example/api",
+        body=b"x=1",
+        ordering_key=ordering_key(chats.integration_id, "chat-1"),
+    )
+    stranger = await db.write(  # (a row neither names: its URL as written)
+        outbox.enqueue,
+        kind="other",
+        url="https://elsewhere.example/hook",
+        body=b"{}",
+        ordering_key="other:1",
+    )
+    claimed = await db.write(outbox.claim, [late, late_chat, stranger], timedelta(seconds=30))
+    assert {c.id: c.url for c in claimed} == {
+        late: "https://new.example/bot/sendmessage",
+        late_chat: "https://new-chat.example/api",
+        stranger: "https://elsewhere.example/hook",
+    }
+    stored = {r["id"]: r["url"] for r in await rows(client, tables.deliveries.select())}
+    assert stored[late] == "https://new.example/bot/sendmessage"

@@ -28,7 +28,7 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.core.clock import utcnow
 from frontdesk.storage.sql import Query, Row, Tx, constant
-from frontdesk.storage.tables import deliveries, extensions
+from frontdesk.storage.tables import deliveries, extensions, planfix_integrations
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 STATUSES = (PENDING, SENDING, SENT, DEAD)
@@ -122,7 +122,37 @@ _CLAIMED_COLUMNS = (
     .scalar_subquery()
     .label("secret"),
 )
+#: an extension's webhook goes to the extension's address at the claim, `<base>/<kind>` (the
+#: kinds queued for extensions are their method names: sendmessage, toggle). `set-url`
+#: re-points what is waiting too, but an answer whose unit read the old address and committed
+#: after it would keep that address; read here, no delivery outlives a change of address.
+_EXTENSION_BASE = (
+    sa.select(extensions.c.base_url)
+    .where(extensions.c.id == deliveries.c.extension_id)
+    .scalar_subquery()
+)
+#: (core.planfix_answers.PLANFIX_MESSAGE, which imports this module)
+PLANFIX_KIND = "planfix_message"
+#: a Planfix chat system's answer likewise goes to its integration's address at the claim
+#: (rows of one integration share the key prefix `planfix:<id>:`, core.planfix_answers)
+_PLANFIX_URL = (
+    sa.select(planfix_integrations.c.provider_url)
+    .where(
+        deliveries.c.kind == PLANFIX_KIND,
+        deliveries.c.ordering_key.startswith(
+            sa.literal("planfix:").concat(sa.cast(planfix_integrations.c.id, sa.String())) + ":"
+        ),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_CURRENT_URL = sa.func.coalesce(  # (|| with NULL is NULL: a row of no extension keeps its URL)
+    sa.func.rtrim(_EXTENSION_BASE, "/", type_=sa.String()).concat("/").concat(deliveries.c.kind),
+    _PLANFIX_URL,
+    deliveries.c.url,
+)
 _TAKE = {
+    "url": _CURRENT_URL,
     "status": SENDING,
     "attempts": deliveries.c.attempts + 1,
     "max_attempts": p("max_attempts"),

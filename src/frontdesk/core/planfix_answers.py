@@ -26,7 +26,7 @@ from frontdesk.storage.tables import channels, planfix_contacts, planfix_integra
 if TYPE_CHECKING:
     from frontdesk.core.replies import Answer
 
-PLANFIX_MESSAGE = "planfix_message"
+PLANFIX_MESSAGE = outbox.PLANFIX_KIND
 #: the links' base when the provider never reached us (it cannot happen for a chat, which
 #: starts with the provider's message; kept so that an answer is never lost for want of it)
 FALLBACK_BASE_URL = "http://127.0.0.1:8000"
