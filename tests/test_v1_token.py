@@ -71,6 +71,8 @@ async def test_missing_and_unknown_tokens(client):
     )
     assert unknown.status_code == 401
     assert unknown.json()["error_code"] == "invalid_token"
+    # every answer carries the quota (spec.md §1.1): a 401's is the caller's address's
+    assert int(unknown.headers["x-ratelimit-remaining"]) < int(unknown.headers["x-ratelimit-limit"])
 
 
 async def test_rotating_the_secret_revokes_earlier_tokens(client):

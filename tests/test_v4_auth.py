@@ -108,6 +108,8 @@ async def test_rotating_the_security_key_revokes_old_tokens(client):
     response = await client.get("/v4/profile", headers=agent.headers)
     assert response.status_code == 401
     assert response.json()["error_code"] == "revoked_token"
+    nobody = await client.get("/v4/profile", headers={"Authorization": "Bearer nothing"})
+    assert (nobody.status_code, "x-ratelimit-remaining" in nobody.headers) == (401, True)
     bad_comment = await client.post(
         "/v4/tasks/1/comments", headers=agent.headers, json={"text": ["not text"]}
     )

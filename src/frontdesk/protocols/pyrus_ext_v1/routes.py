@@ -60,7 +60,7 @@ async def authenticate(call: Call) -> ExtensionPrincipal:
     try:
         principal = await auth.authenticate_extension(call.ctx.db, bearer_token(call))
     except Unauthorized:
-        call.ctx.limiter.hit(("address", call.client_ip))
+        call.quota = call.ctx.limiter.hit(("address", call.client_ip))  # (shown on the 401)
         raise
     call.quota = call.ctx.limiter.hit(("extension", principal.extension_id))
     return principal

@@ -45,7 +45,7 @@ async def authenticate(call: Call) -> UserPrincipal:
     try:
         principal = await auth.authenticate_user(call.ctx.db, bearer_token(call))
     except Unauthorized:
-        call.ctx.limiter.hit(("address", call.client_ip))
+        call.quota = call.ctx.limiter.hit(("address", call.client_ip))  # (shown on the 401)
         raise
     call.quota = call.ctx.limiter.hit(("user", principal.user_id))
     return principal
