@@ -62,6 +62,8 @@ def message(**changes: str | None) -> dict[str, str]:
         (message(planfix_token="wrong", cmd="sendMessage"), BAD_TOKEN),
         (message(planfix_token="wrong", isEcho="maybe"), BAD_TOKEN),
         (message(planfix_token="wrong", message="nul \x00 inside"), BAD_TOKEN),
+        (message(providerId="super\x00chat"), BAD_TOKEN),  # (names no integration)
+        (message(providerId="super\x00chat", planfix_token="wrong"), BAD_TOKEN),
         (message(cmd="getTask", planfix_token="wrong", chatId=None), BAD_TOKEN),
         (message(cmd="getTask", providerId="a~b"), BAD_TOKEN),
     ],

@@ -102,6 +102,22 @@ async def test_a_dotnet_style_non_ascii_name_is_decoded(client):
         assert stored is not None and stored.name == "звонок.mp3", disposition
 
 
+@pytest.mark.parametrize("charset", ["idna", "punycode", "no-such-charset"])
+async def test_a_filename_star_in_a_charset_that_does_not_decode_is_taken_as_utf8(client, charset):
+    connector = await make_connector(client)
+    disposition = f"form-data; name=file; filename*={charset}''r%C3%A9c.mp3"
+    body = f"--b\r\nContent-Disposition: {disposition}\r\n\r\nID3\r\n--b--\r\n".encode()
+    response = await client.post(
+        "/v1/files/upload",
+        content=body,
+        headers={**connector.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 200, response.text
+    guid = response.json()["guid"]
+    stored = await db_of(client).read(files.extension_file, connector.extension_id, guid)
+    assert stored is not None and stored.name == "réc.mp3"
+
+
 async def test_client_path_in_filename_is_dropped(client):
     connector = await make_connector(client)
     guid = await upload(client, connector, "C:\\Path\\To\\File\\..\\filename.jpg", b"x")

@@ -501,3 +501,18 @@ async def test_null_lists_are_empty_ones(client):
     task_id, _ = await landed(await send(client, connector, mappings=None, attachments=None))
     [comment] = await comments_of(client, task_id)
     assert comment["text"] == "hello"
+
+
+async def test_what_was_ignored_is_told_in_a_bounded_answer(client):
+    """2,000 mappings to a choice field with a value it lacks: each is a warning naming the
+    field's choices, but the answer stays small (its lists are capped)."""
+    connector = await make_connector(client)
+    response = await send(
+        client, connector, mappings=[{"code": "MessageType", "value": "Fax"}] * 2_000
+    )
+    await landed(response)
+    body = response.json()
+    assert len(response.content) < 100_000
+    assert 9_000 < len(body["error_message"]) <= 10_000
+    assert body["error_message"].endswith("…")
+    assert [len(w["error"]) <= 300 for w in body["warnings"]] == [True]

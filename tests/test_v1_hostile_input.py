@@ -38,6 +38,9 @@ async def test_a_lone_surrogate_is_named_and_a_bom_is_read_past(client):
     assert refused.status_code == 400
     assert refused.json()["error_code"] == "invalid_request"
     assert "UTF-16 pair" in refused.json()["error"]  # (msgspec itself says "truncated")
+    cut = b'{"account_id": "acc-1", "channel_id": "c1", "message_text": "\\ud83d\\ude00'
+    truncated = await client.post("/v1/getmessage", headers=connector.headers, content=cut)
+    assert "UTF-16" not in truncated.json()["error"]  # (a whole pair, in a body cut short)
     with_bom = b"\xef\xbb\xbf" + httpx.Request("POST", "/", json=MESSAGE).content
     taken = await client.post("/v1/getmessage", headers=connector.headers, content=with_bom)
     assert taken.status_code == 200, taken.text

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from frontdesk.core import forms, users
+from frontdesk.core import access, forms, users
 from frontdesk.core.forms import FieldSpec
 
 from factories import (
@@ -15,8 +15,10 @@ from factories import (
     db_of,
     make_connector,
     make_form,
+    make_planfix,
     make_v4_agent,
     nulls_in,
+    planfix_call,
     task_of,
     tasks_of,
     upload_v4,
@@ -404,3 +406,26 @@ async def test_inbox_refuses_a_bad_item_count(client, count):
     response = await client.get(f"/v4/inbox?item_count={count}", headers=agent.headers)
     assert response.status_code == 400
     assert response.json()["error_code"] == "invalid_value_format"
+
+
+async def test_a_chat_systems_echo_naming_an_agent_grants_no_access(client):
+    """An echo's author is named by an e-mail the chat system chooses: it makes no one a
+    participant of a member-only task."""
+    ann = await make_v4_agent(client, email="ann@example.com")
+    bob = await make_v4_agent(client, email="bob@example.com", work_phone=None)
+    chats = await make_planfix(client)
+    await db_of(client).write(access.add_form_members, chats.form_id, [ann.user_id])
+    first = {
+        "cmd": "newMessage",
+        "providerId": chats.provider_id,
+        "chatId": "chat-1",
+        "planfix_token": chats.planfix_token,
+        "message": "Hello",
+        "contactId": "1",
+    }
+    task_id = (await planfix_call(client, first)).json()["number"]
+    echo = {**first, "message": "as bob", "isEcho": "1", "userEmail": bob.email}
+    assert (await planfix_call(client, echo)).status_code == 200
+    assert (await comments_of(client, task_id))[-1]["author_id"] == bob.user_id
+    seen = await client.get(f"/v4/tasks/{task_id}", headers=bob.headers)
+    assert seen.status_code == 403

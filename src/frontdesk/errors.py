@@ -46,10 +46,10 @@ def _status_of(code: str) -> int:
 MAX_MESSAGE_LENGTH = 300
 
 
-def clip(message: str) -> str:
-    if len(message) <= MAX_MESSAGE_LENGTH:
+def clip(message: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
+    if len(message) <= limit:
         return message
-    return message[: MAX_MESSAGE_LENGTH - 1] + "…"
+    return message[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every user is an agent. A form that lists no members (`form_members`) is open to every agent;
 a form that lists members is open to them, and each of its tasks also to the people taking
 part in it, as in Pyrus: its author, its responsible person, and whoever has commented on it
-(so an agent who hands a task on with `reassign_to` still sees it). A task without a form (a
+in Frontdesk (so an agent who hands a task on with `reassign_to` still sees it; a chat
+system's echo naming an agent does not count). A task without a form (a
 simple task) is open to every agent.
 Refusals are Pyrus' `access_denied_form` / `access_denied_task` (403).
 """
@@ -15,8 +16,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
+from frontdesk.core.comments import INTERNAL
 from frontdesk.errors import Forbidden
-from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.sql import Query, Tx, constant
 from frontdesk.storage.tables import comments, form_members, forms
 
 #: forms the user may see: those without members, and those listing the user
@@ -40,10 +42,19 @@ FORM_OPEN_TO = Query(
         .label("member"),
     )
 )
+#: a comment the user made in Frontdesk: a note, or an answer they sent (an echo of a chat
+#: system's message names its author by an e-mail the chat system chooses: it grants nothing)
 HAS_COMMENTED = Query(
     sa.select(
         sa.exists()
-        .where(comments.c.task_id == p("task_id"), comments.c.author_id == p("user_id"))
+        .where(
+            comments.c.task_id == p("task_id"),
+            comments.c.author_id == p("user_id"),
+            sa.or_(
+                comments.c.direction == constant(INTERNAL),
+                comments.c.send_to_external_channel.is_(True),
+            ),
+        )
         .label("commented")
     )
 )

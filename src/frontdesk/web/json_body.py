@@ -72,15 +72,18 @@ def decode_fields(fields: dict[str, str], body_type: type[T]) -> T:
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
-#: a \uD800-\uDFFF escape: half of a UTF-16 pair, no character on its own
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+#: a \uD800-\uDFFF escape without the other half of its UTF-16 pair: no character
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def _reason(exc: Exception, raw: bytes) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     # msgspec says "truncated" for a lone surrogate: name what the sender can fix
-    if "truncated" in str(exc) and _SURROGATE_ESCAPE.search(raw):
+    if "truncated" in str(exc) and _LONE_SURROGATE.search(raw):
         return "a \\uD800-\\uDFFF escape without the other half of its UTF-16 pair"
     return str(exc)
 

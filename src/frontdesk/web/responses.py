@@ -34,6 +34,11 @@ def pyrus_error(exc: FrontdeskError) -> Reply:
     return Reply({"error_code": exc.code, "error": exc.message}, exc.status, headers, quota=quota)
 
 
+#: `error_message` is bounded: a request of 20,000 bad mappings must not be answered in
+#: hundreds of megabytes (each names the field's choices)
+MAX_ERROR_MESSAGE = 10_000
+
+
 def ok_with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
     """Processed with a warning (both Pyrus APIs): the normal answer plus what was ignored,
     as `error_code`, `error` (clipped to 300 characters) and a `warnings` list
@@ -43,6 +48,6 @@ def ok_with_problems(payload: dict[str, Any], problems: list[Problem]) -> Reply:
         whole = "; ".join(problem.message for problem in problems)
         payload["error_code"] = problems[0].code
         payload["error"] = clip(whole)
-        payload["error_message"] = whole
+        payload["error_message"] = clip(whole, MAX_ERROR_MESSAGE)
         payload["warnings"] = [{"error_code": p.code, "error": clip(p.message)} for p in problems]
     return ok(payload)

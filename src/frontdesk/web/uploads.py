@@ -66,7 +66,7 @@ def part_filename(segment: multipart.MultipartSegment) -> str | None:
             charset, encoded = str(found.group(1) or "utf-8"), str(found.group(2))
             try:
                 return unquote(encoded, encoding=charset, errors="replace")
-            except LookupError:  # (an unknown charset)
+            except (LookupError, UnicodeError, ValueError):  # (no such charset, or idna…)
                 return unquote(encoded, errors="replace")
     name: str | None = segment.filename
     if name is not None and _ENCODED_WORD.search(name):
