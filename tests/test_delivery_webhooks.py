@@ -181,6 +181,20 @@ async def test_of_several_pulse_loops_one_probes_each_extension_per_interval(
     assert await pulse_all(db, outbound) == {up.extension_id: "ok"}  # probed whenever asked
 
 
+async def test_a_probe_slower_than_the_interval_is_not_doubled(client, receiver, outbound):
+    """Another process's loop, due again while the first probe still waits for its answer,
+    leaves the extension alone: one probe in flight, not two."""
+    up = await make_connector(client, base_url=receiver.url)
+    receiver.answer(Script(200, delay=0.6))
+    db = db_of(client)
+    slow = asyncio.create_task(pulse_all(db, outbound, min_age=0.1))
+    await receiver.wait_for(1, timeout=5)
+    await asyncio.sleep(0.2)  # past this loop's interval, the first probe still out
+    assert await pulse_all(db, outbound, min_age=0.1) == {}
+    assert await slow == {up.extension_id: "ok"}
+    assert len(receiver.requests) == 1
+
+
 async def test_the_pulse_runs_on_its_schedule(client, receiver, outbound):
     from frontdesk.delivery.pulse import pulse_forever
 

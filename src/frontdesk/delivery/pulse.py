@@ -26,12 +26,20 @@ from frontdesk.storage.tables import extensions
 log = logging.getLogger(__name__)
 
 #: the extensions with a URL not probed since :since, each marked as probed now, so that of
-#: several processes (serve --workers, frontdesk worker) one probes each per interval
+#: several processes (serve --workers, frontdesk worker) one probes each per interval. One
+#: being probed (no result yet) is left alone until that probe must have ended (:stale), if
+#: its process died meanwhile: a probe slower than the interval is not doubled.
 CLAIM = Query(
     sa.update(extensions)
     .where(
         extensions.c.base_url.is_not(None),
-        sa.or_(extensions.c.pulse_at.is_(None), extensions.c.pulse_at <= p("since")),
+        sa.or_(
+            extensions.c.pulse_at.is_(None),
+            sa.and_(
+                extensions.c.pulse_at <= p("since"),
+                sa.or_(extensions.c.pulse_result.is_not(None), extensions.c.pulse_at <= p("stale")),
+            ),
+        ),
     )
     .values(pulse_at=p("now"), pulse_result=None)  # (no result yet: being probed)
     .returning(extensions.c.id, extensions.c.base_url, extensions.c.secret)
@@ -45,9 +53,15 @@ RECORD = Query(
 EARLY = 0.9
 
 
-async def _claim(tx: Tx, min_age: float) -> list[Row]:
+#: past a probe's time limit, before its claim counts as abandoned (seconds)
+ABANDONED_AFTER = 5.0
+
+
+async def _claim(tx: Tx, min_age: float, probe_limit: float) -> list[Row]:
     now = utcnow()
-    return await tx.all_alone(CLAIM, since=now - timedelta(seconds=min_age), now=now)
+    since = now - timedelta(seconds=min_age)
+    stale = now - timedelta(seconds=probe_limit + ABANDONED_AFTER)
+    return await tx.all_alone(CLAIM, since=since, stale=stale, now=now)
 
 
 async def _record(tx: Tx, extension_id: int, result: str) -> None:
@@ -72,7 +86,7 @@ async def probe(outbound: Outbound, base_url: str, secret: str) -> str:
 async def pulse_all(db: Database, outbound: Outbound, min_age: float = 0.0) -> dict[int, str]:
     """Probe every extension that has a URL and was not probed in the last `min_age` seconds,
     at once; returns extension id -> result."""
-    targets = await db.write(_claim, min_age)
+    targets = await db.write(_claim, min_age, outbound.time_limit)
     results = await asyncio.gather(
         *(probe(outbound, row["base_url"], row["secret"]) for row in targets)
     )
