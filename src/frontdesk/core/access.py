@@ -4,8 +4,8 @@ Every user is an agent. A form that lists no members (`form_members`) is open to
 a form that lists members is open to them, and each of its tasks also to the people taking
 part in it, as in Pyrus: its author, its responsible person, and whoever has commented on it
 in Frontdesk (so an agent who hands a task on with `reassign_to` still sees it; a chat
-system's echo naming an agent does not count). A task without a form (a
-simple task) is open to every agent.
+system's echo naming an agent does not count). A task without a form (a simple task) is
+open to every agent.
 Refusals are Pyrus' `access_denied_form` / `access_denied_task` (403).
 """
 

@@ -101,7 +101,10 @@ def invalid_token() -> Unauthorized:
 
 
 async def check_key(tx: Tx, provider_id: str, token: str) -> None:
-    """The key is the integration's (for a request refused before its own query checks it)."""
+    """The key is the integration's (for a request refused before its own query checks it).
+    A provider id with NUL names no integration (and PostgreSQL text cannot hold it)."""
+    if "\x00" in provider_id:
+        raise invalid_token()
     row = await tx.one(KEY_OF_PROVIDER, provider_id=provider_id)
     if row is None or not token_matches(token, row["token_hash"]):
         raise invalid_token()

@@ -28,9 +28,10 @@ class MappingIn(msgspec.Struct):
     value: Scalar | bool | None = None
 
 
-def mapping_pairs(mappings: list[MappingIn]) -> list[tuple[str, str]]:
+def mapping_pairs(mappings: list[MappingIn] | None) -> list[tuple[str, str]]:
+    """The mappings as (code, text) pairs; null mappings are none."""
     pairs = []
-    for position, mapping in enumerate(mappings):
+    for position, mapping in enumerate(mappings or ()):
         value = mapping.value
         if value.__class__ is str:  # (most values are text already)
             value_text = value
@@ -87,7 +88,7 @@ class CallIn(PhoneNumbers):
             str(to_number),
             text(self.internal_number) or None,
             text(self.external_id) or None,
-            mapping_pairs(self.mappings or []),
+            mapping_pairs(self.mappings),
         )
 
 
@@ -109,5 +110,5 @@ class AttachCallRecordIn(PhoneNumbers):
             text(self.external_id) or None,
             from_number,
             to_number,
-            mapping_pairs(self.mappings or []),
+            mapping_pairs(self.mappings),
         )

@@ -90,13 +90,7 @@ async def _refuse_without_key(call: Call, fields: Fields) -> None:
     provider_id, token = fields.values.get("providerId", ""), fields.token()
     if not (provider_id or token):
         return
-    if "\x00" in provider_id:  # (names no integration; PostgreSQL text cannot hold it)
-        await _authenticated(call, _refuse(planfix.invalid_token()))
     await _authenticated(call, call.ctx.db.read(planfix.check_key, provider_id, token))
-
-
-async def _refuse(error: Unauthorized) -> None:
-    raise error
 
 
 async def signed_file(call: Call) -> Reply:

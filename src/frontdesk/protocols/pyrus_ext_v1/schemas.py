@@ -46,7 +46,7 @@ class TaskIn(Body):
             str(text(self.account_id)),
             self.text,
             self.text_html,
-            mapping_pairs(self.mappings or []),
+            mapping_pairs(self.mappings),
         )
 
 
@@ -68,7 +68,7 @@ class CommentIn(Body):
             self.task_id,
             self.comment_text,
             self.comment_text_html,
-            mapping_pairs(self.mappings or []),
+            mapping_pairs(self.mappings),
             self.attachments or [],
             self.send_to_external_channel,
         )
@@ -98,6 +98,6 @@ class GetMessageIn(Body):
             self.message_text_html,
             self.sender_name,
             self.message_type,
-            mapping_pairs(self.mappings or []),
+            mapping_pairs(self.mappings),
             self.attachments or [],
         )
