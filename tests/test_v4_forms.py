@@ -249,6 +249,10 @@ async def test_register_shows_each_task_with_its_values_typed(client):
         ({"item_count": "0"}, "invalid_value_format"),
         ({"item_count": "20001"}, "invalid_value_format"),
         ({"item_count": "many"}, "invalid_value_format"),
+        ({"item_count": "9" * 5000}, "invalid_value_format"),  # (int() refuses 4,301+ digits)
+        ({"id": "9" * 5000}, "invalid_value_format"),
+        ({"id": "gt1,lt" + "9" * 5000}, "invalid_value_format"),
+        ({"id": "9" * 19}, "invalid_value_format"),  # (past a 64-bit id)
         ({"include_archived": "maybe"}, "invalid_value_format"),
         ({"field_ids": "1,x"}, "invalid_value_format"),
         ({"task_ids": "-1"}, "invalid_value_format"),
@@ -276,6 +280,8 @@ async def test_register_refuses_bad_parameters_with_their_code(client, params, c
         (b"[1, 2]", "validation_error"),
         (b'{"fld1": {"a": 1}}', "invalid_value_format"),
         (b'{"item_count": true}', "invalid_value_format"),
+        (b'{"item_count": "' + b"9" * 5000 + b'"}', "invalid_value_format"),
+        (b'{"id": ["' + b"9" * 5000 + b'"]}', "invalid_value_format"),
     ],
 )
 async def test_register_post_refuses_bad_bodies(client, body, code):

@@ -145,8 +145,8 @@ def _prepare_field(target: Field, condition: Condition) -> _Prepared:
 
 
 def _task_id(raw: str) -> int:
-    if not raw.strip().isdecimal():
-        raise _bad_value(f"Not a task id: {raw!r}")
+    if not raw.strip().isdecimal() or len(raw.strip()) > 18:
+        raise _bad_value(f"Not a task id: {raw[:30]!r}")
     return int(raw)
 
 

@@ -52,7 +52,7 @@ def _admin(run: Any) -> Handler:
 
 def _limit(call: Call) -> int:
     raw = call.query().get("limit", "100")
-    if not raw.isdecimal() or not 0 < int(raw) <= MAX_LIMIT:
+    if not raw.isdecimal() or len(raw) > 18 or not 0 < int(raw) <= MAX_LIMIT:
         raise invalid(f"limit must be a number from 1 to {MAX_LIMIT}")
     return int(raw)
 

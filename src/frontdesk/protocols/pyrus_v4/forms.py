@@ -96,7 +96,7 @@ def _flag(name: str, value: Any) -> bool:
 
 def _count(value: Any) -> int:
     raw = text(value) if not isinstance(value, bool) else None
-    if raw is None or not raw.strip().isdecimal() or not 1 <= int(raw) <= MAX_ITEM_COUNT:
+    if raw is None or not ID.fullmatch(raw.strip()) or not 1 <= int(raw) <= MAX_ITEM_COUNT:
         raise _bad(f"item_count (1 to {MAX_ITEM_COUNT})", value)
     return int(raw)
 

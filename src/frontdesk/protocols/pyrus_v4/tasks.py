@@ -243,7 +243,8 @@ async def comment_task(call: Call, principal: UserPrincipal, body: CommentIn) ->
 def _inbox_size(raw: str | None) -> int:
     if raw is None or raw == "":
         return INBOX_DEFAULT
-    if not raw.isdecimal() or not 1 <= int(raw) <= INBOX_MAX:
+    # (the length first: Python refuses int() of a string over 4,300 digits)
+    if not raw.isdecimal() or len(raw) > 18 or not 1 <= int(raw) <= INBOX_MAX:
         raise FrontdeskError("invalid_value_format", f"item_count is 1 to {INBOX_MAX}, not {raw!r}")
     return int(raw)
 
