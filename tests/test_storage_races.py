@@ -13,7 +13,15 @@ from frontdesk.storage import tables
 from frontdesk.storage.database import LostRace
 from frontdesk.storage.sql import Query, Tx
 
-from factories import db_of, make_connector, rows
+from factories import (
+    channels_of,
+    db_of,
+    make_connector,
+    make_planfix,
+    make_v4_agent,
+    planfix_call,
+    rows,
+)
 
 INSERT_FORM = Query(sa.insert(tables.forms).values(name=sa.bindparam("name"), created_at=utcnow()))
 
@@ -118,3 +126,59 @@ async def test_outbox_rows_of_one_key_commit_in_id_order(client, database_url):
     first_id, second_id = await first_task, await second_task
     assert waited
     assert order == ["first", "second"] and first_id < second_id
+
+
+async def test_simultaneous_messages_of_an_always_new_chat_each_make_a_task(client):
+    """Each claims the chat's next generation; they take turns instead of losing to each
+    other until their retries run out (PostgreSQL answered 500 to some of them)."""
+    connector = await make_connector(client, routing="always_new")
+    body = {"account_id": connector.account_id, "channel_id": "busy", "message_text": "hi"}
+    answers = await asyncio.gather(
+        *(client.post("/v1/getmessage", headers=connector.headers, json=body) for _ in range(24))
+    )
+    assert [a.status_code for a in answers] == [200] * 24
+    assert len({a.json()["tasks"][0]["task_id"] for a in answers}) == 24
+    generations = sorted(c["chat_generation"] for c in await channels_of(client))
+    assert generations == list(range(1, 25))
+
+
+async def test_simultaneous_messages_of_an_always_new_planfix_chat_each_make_a_task(client):
+    provider = await make_planfix(client, routing="always_new")
+    body = {
+        "cmd": "newMessage",
+        "providerId": provider.provider_id,
+        "chatId": "busy",
+        "planfix_token": provider.planfix_token,
+        "message": "hi",
+    }
+    answers = await asyncio.gather(*(planfix_call(client, body) for _ in range(24)))
+    assert [a.status_code for a in answers] == [200] * 24
+    assert len({a.json()["number"] for a in answers}) == 24
+
+
+async def test_simultaneous_closes_and_reopens_leave_the_task_as_its_last_action_says(client):
+    """Each comment's change is decided from the task as it stands when the comment is
+    written, so the newest action comment and the task agree."""
+    agent = await make_v4_agent(client)
+
+    async def act(task_id: int, action: str) -> int:
+        path = f"/v4/tasks/{task_id}/comments"
+        response = await client.post(path, headers=agent.headers, json={"action": action})
+        return response.status_code
+
+    disagreeing = []
+    for _ in range(6):
+        body = {"text": "Printer", "responsible": agent.user_id}
+        task_id = (await client.post("/v4/tasks", headers=agent.headers, json=body)).json()["task"][
+            "id"
+        ]
+        statuses = await asyncio.gather(
+            *(act(task_id, action) for action in ["finished", "reopened"] * 8)
+        )
+        assert set(statuses) == {200}
+        answer = await client.get(f"/v4/tasks/{task_id}", headers=agent.headers)
+        task = answer.json()["task"]
+        last_action = [c["action"] for c in task["comments"] if c.get("action")][-1]
+        if ("close_date" in task) is not (last_action == "finished"):
+            disagreeing.append(task_id)
+    assert disagreeing == []

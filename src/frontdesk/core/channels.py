@@ -170,10 +170,14 @@ async def route(
     """
     if latest is ...:
         latest = await _latest(tx, account, kind, key)
-    if account.routing != "always_new":
-        found = await _existing(tx, account, latest)
-        if found is not None:
-            return found
+    if account.routing == "always_new":
+        # Every message claims the next generation and only one claim of a round wins: the
+        # others ran again, met the winner's newer generation, and lost again (150 messages
+        # at once into one chat: 16 answered 500 after their last retry). They take turns.
+        if await tx.lock("conversation", account.id, kind, key):
+            latest = await _latest(tx, account, kind, key)
+    elif (found := await _existing(tx, account, latest)) is not None:
+        return found
     return new_conversation(
         tx,
         account,

@@ -119,6 +119,11 @@ INSERT_CHANNEL = Query(
     )
     .returning(channels.c.id)
 )
+CHAT_GENERATION = Query(
+    sa.select(sa.func.max(channels.c.chat_generation).label("chat_generation")).where(
+        channels.c.planfix_ref == p("planfix_ref"), channels.c.key == p("chat_id")
+    )
+)
 SET_BASE_URL = Query(
     sa.update(planfix_integrations)
     .where(planfix_integrations.c.id == p("id"))
@@ -169,7 +174,9 @@ def _subject(message: PlanfixMessage) -> str | None:
     return task_store.subject_from(message.text)
 
 
-def _new_chat_task(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | None) -> _Routed:
+def _new_chat_task(
+    tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | None, generation: int
+) -> _Routed:
     """A new task with the chat's next channel, as deferred writes; the unit runs again
     (LostRace) if another writer started it first."""
     name = message.contact.display_name if message.contact else None
@@ -177,7 +184,7 @@ def _new_chat_task(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int 
         "planfix_ref": chat["integration_id"],
         "contact_ref": contact_ref,
         "chat_id": message.chat_id,
-        "generation": (chat["chat_generation"] or 0) + 1,
+        "generation": generation + 1,
         "message_type": message.channel,
         "sender_name": name[:CHANNEL_SENDER_LENGTH] if name else None,
         "now": tx.now,
@@ -190,11 +197,17 @@ def _new_chat_task(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int 
 
 async def _route(tx: Tx, chat: Row, message: PlanfixMessage, contact_ref: int | None) -> _Routed:
     routing = chat["routing"]
-    if routing != "always_new":
-        found = await _reused(tx, routing, chat)
-        if found is not None:
-            return found
-    return _new_chat_task(tx, chat, message, contact_ref)
+    generation = chat["chat_generation"] or 0
+    if routing == "always_new":
+        # every message claims the next generation: writers take turns (see channels.route)
+        if await tx.lock("planfix chat", chat["integration_id"], message.chat_id):
+            row = await tx.one(
+                CHAT_GENERATION, planfix_ref=chat["integration_id"], chat_id=message.chat_id
+            )
+            generation = (row or {}).get("chat_generation") or 0
+    elif (found := await _reused(tx, routing, chat)) is not None:
+        return found
+    return _new_chat_task(tx, chat, message, contact_ref, generation)
 
 
 def _field_named(form: Form, name: str) -> tuple[int, str, tuple[str, ...]] | None:
