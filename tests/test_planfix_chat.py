@@ -231,6 +231,14 @@ async def test_data_fields_fill_the_task_fields_by_name(client):
     assert "data_unknown" in warnings[0] and "data_CallDuration" in warnings[1]
 
 
+async def test_a_warning_shows_a_long_value_clipped(client):
+    await make_planfix(client)
+    answer = await sent(
+        client, message(data_CallDuration="9x" * 1000, **{"data_" + "u" * 2000: "x"})
+    )
+    assert [len(warning) < 200 for warning in answer["warnings"]] == [True, True]
+
+
 async def test_an_echo_is_the_agents_outgoing_message(client):
     agent = await make_agent(client, email="peter@example.com")
     default = await make_agent(client, email="default@example.com", work_phone=None)
@@ -305,6 +313,23 @@ async def test_php_indexed_and_parallel_attachments(client):
         ("x.txt", "https://files.example/x"),
         ("report final.pdf", "https://files.example/dir/report%20final.pdf?v=2"),
     ]
+
+
+@pytest.mark.parametrize(
+    "key", ["attachments", "attachments[URL]", "attachments[0][link]", "attachments[url][x]"]
+)
+async def test_an_attachment_field_of_another_shape_is_refused_not_lost(client, key):
+    await make_planfix(client)
+    response = await planfix_call(client, [*message().items(), (key, "https://f.example/a")])
+    assert response.status_code == 400
+    assert key in response.json()["detail"]
+    assert await tasks_of(client) == []
+
+
+async def test_an_index_of_many_digits_is_an_index(client):
+    await make_planfix(client)
+    pairs = [*message().items(), ("attachments[10000][url]", "https://f.example/a")]
+    assert await attached(client, pairs) == [("a", "https://f.example/a")]
 
 
 async def test_a_message_of_only_attachments_is_taken(client):

@@ -293,3 +293,14 @@ async def test_only_http_urls_are_fetched(client, outbound):
     assert (job["status"], job["attempts"]) == ("failed", 1)
     assert "Not an http(s) URL" in job["last_error"]
     assert "file:///etc/passwd" in await failed_note(client, task_id)
+
+
+@pytest.mark.parametrize("url", ["http://2130706433:9/x.jpg", "http://127.1:9/", "http://0:9/"])
+async def test_a_url_that_can_never_be_fetched_is_not_tried_again(client, outbound, url):
+    await make_planfix(client)
+    task_id = await message_with(client, ("x.jpg", url))
+    await fetcher(client, outbound).drain()
+    [job] = await fetches_of(client)
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert "Not a URL that can be fetched" in job["last_error"]
+    assert url in await failed_note(client, task_id)

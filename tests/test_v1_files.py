@@ -115,6 +115,24 @@ async def test_a_filename_star_in_a_charset_that_does_not_decode_is_taken_as_utf
     assert await _name_stored(client, connector, disposition) == "réc.mp3"
 
 
+@pytest.mark.parametrize(
+    ("disposition", "stored"),
+    [
+        # a lone surrogate, which neither database stores (the upload answered 500)
+        ("form-data; name=file; filename*=unicode_escape''%5Cud800rec.mp3", "rec.mp3"),
+        ("form-data; name=file; filename*=utf-7''%2B2AA-rec.mp3", "rec.mp3"),
+        ('form-data; name=file; filename="=?unicode_escape?Q?=5Cud800rec.mp3?="', "rec.mp3"),
+        # a right-to-left override: "rec\u202e3pm.exe" shows as "recexe.mp3"
+        ("form-data; name=file; filename*=utf-8''rec%E2%80%AE3pm.exe", "rec3pm.exe"),
+    ],
+)
+async def test_a_name_is_stored_without_surrogates_or_direction_overrides(
+    client, disposition, stored
+):
+    connector = await make_connector(client)
+    assert await _name_stored(client, connector, disposition) == stored
+
+
 async def test_client_path_in_filename_is_dropped(client):
     connector = await make_connector(client)
     guid = await upload(client, connector, "C:\\Path\\To\\File\\..\\filename.jpg", b"x")

@@ -23,7 +23,7 @@ from frontdesk.core.contacts import CONTACT_COLUMNS, Contact, keep_contact
 from frontdesk.core.field_values import normalize
 from frontdesk.core.forms import Form, load_form
 from frontdesk.core.intake import MAX_ATTACHMENTS, check_text_length
-from frontdesk.errors import FrontdeskError, required
+from frontdesk.errors import FrontdeskError, clip, required
 from frontdesk.storage.sql import Deferred, Query, Row, Tx, id_of
 from frontdesk.storage.tables import (
     channels,
@@ -225,14 +225,19 @@ def _data_values(
 ) -> dict[int, str]:
     values: dict[int, str] = {}
     for name, value in data:
+        # (names and values clipped: 400 rejected values of 2,000 characters made the
+        # answer 0.8 MB)
         target = _field_named(form, name)
         if target is None:
-            warnings.append(f"data_{name}: the form has no field {name!r}; ignored")
+            warnings.append(f"data_{clip(name, 60)}: the form has no such field; ignored")
             continue
         field_id, field_type, choices = target
         normalized = normalize(field_type, value, choices)
         if normalized is None:
-            warnings.append(f"data_{name}: {value!r} does not fit a {field_type} field; ignored")
+            shown = clip(value, 60)
+            warnings.append(
+                f"data_{clip(name, 60)}: {shown!r} does not fit a {field_type} field; ignored"
+            )
             continue
         values[field_id] = normalized
     return values

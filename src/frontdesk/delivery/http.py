@@ -297,7 +297,11 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _refusal_in(exc: BaseException) -> Refused | None:
-    """The guard's refusal, which aiohttp hands back wrapped in a connector error."""
+    """The guard's refusal, which aiohttp hands back wrapped in a connector error; or a URL
+    aiohttp will never use ("http://2130706433/" is not a canonical IPv4 address), which
+    would otherwise be tried again as if the server might answer next time."""
+    if isinstance(exc, aiohttp.InvalidURL):
+        return Refused(f"Not a URL that can be fetched: {_describe(exc)}")
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, Refused):
         cause = cause.__cause__ or cause.__context__

@@ -23,7 +23,10 @@ from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.responses import ok
 
 MAX_NAME_LENGTH = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters; the bidirectional overrides and isolates, which make "photo\u202egpj.exe"
+# show as "photoexe.jpg"; and lone surrogates, which a name decoded in a charset of the
+# client's choosing (filename*=utf-7'', unicode_escape'') can hold and no database stores
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
@@ -35,7 +38,7 @@ class Upload:
 
 
 def clean_filename(raw: str | None) -> str:
-    """The last path segment of a client's filename, without control characters."""
+    """The last path segment of a client's filename, without control characters (_CONTROL)."""
     name = re.split(r"[\\/]", raw or "")[-1]
     name = _CONTROL.sub("", name).strip().strip(".") or "file"
     if len(name) > MAX_NAME_LENGTH:

@@ -7,7 +7,8 @@ in any of the shapes real clients send (spec.md §5.1):
         by position: the seed's own shape)
     attachments[0][name]=a&attachments[0][url]=…                    (PHP indexed arrays)
     attachments[name][0]=a&attachments[url][0]=…, attachments[name][]=a   (PHP parallel lists)
-Unknown fields are ignored.
+Unknown fields are ignored, but not an `attachments` field of another shape: its file would
+be lost without a word.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ DATA_VALUE_LENGTH = 2000
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 _PAIRED = re.compile(r"attachments\[(name|url)\](?:\[\])?")
-_INDEXED = re.compile(r"attachments\[(\d{1,4})\]\[(name|url)\]")
-_PARALLEL = re.compile(r"attachments\[(name|url)\]\[(\d{1,4})\]")
+_INDEXED = re.compile(r"attachments\[(\d{1,9})\]\[(name|url)\]")
+_PARALLEL = re.compile(r"attachments\[(name|url)\]\[(\d{1,9})\]")
 
 Pairs = list[tuple[str, str]]
 
@@ -176,7 +177,7 @@ def attachments(pairs: Sequence[tuple[str, str]]) -> list[RemoteFile]:
     listed: dict[str, list[str]] = {"name": [], "url": []}
     indexed: dict[int, dict[str, str]] = {}
     for key, value in pairs:
-        if not key.startswith("attachments["):
+        if key != "attachments" and not key.startswith("attachments["):
             continue
         if found := _PAIRED.fullmatch(key):
             listed[found[1]].append(value)
@@ -184,6 +185,11 @@ def attachments(pairs: Sequence[tuple[str, str]]) -> list[RemoteFile]:
             indexed.setdefault(int(found[1]), {})[found[2]] = value
         elif found := _PARALLEL.fullmatch(key):
             indexed.setdefault(int(found[2]), {})[found[1]] = value
+        else:
+            raise invalid_parameters(
+                f"{key[:60]!r} is not an attachment field: "
+                "send attachments[name] and attachments[url]"
+            )
     named = [(parts.get("name", ""), parts.get("url", "")) for _, parts in sorted(indexed.items())]
     named += list(zip_longest(listed["name"], listed["url"], fillvalue=""))
     named = [(name, url) for name, url in named if name.strip() or url.strip()]  # placeholders
