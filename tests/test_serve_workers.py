@@ -3,9 +3,11 @@ so the kernel spreads connections over them; a worker that dies is replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def _listeners(port: int) -> dict[int, str]:
-    """pid -> socket inode of every process listening on the port (from /proc)."""
+    """pid -> socket inode of every worker listening on the port (from /proc): the
+    supervisor, which keeps every worker's socket open too, is left out."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -43,7 +46,13 @@ def _listeners(port: int) -> dict[int, str]:
         for link in links:
             if link.startswith("socket:[") and link[8:-1] in inodes:
                 owners[int(pid_dir.name)] = link[8:-1]
-    return owners
+    parents = set()
+    for pid in owners:
+        try:
+            parents.add(_parent_of(pid))
+        except OSError:  # gone meanwhile
+            continue
+    return {pid: inode for pid, inode in owners.items() if pid not in parents}
 
 
 def _serving_workers(port: int, log: Path) -> dict[int, str]:
@@ -153,6 +162,40 @@ def test_sighup_replaces_every_worker_and_the_port_stays_served(two_workers: Ser
     else:
         raise AssertionError(f"workers not replaced: {old} -> {_listeners(port)}")
     assert set(answers) == {200}  # never refused while the workers changed
+
+
+def test_connections_queued_on_a_retiring_worker_are_answered_after_sighup(
+    two_workers: Served, tmp_path: Path
+) -> None:
+    """Connections wait in a worker's listening queue (here: the workers are stopped) when
+    SIGHUP replaces it: the new worker takes them over, none is reset when the old one goes."""
+    old = list(two_workers.workers)
+    supervisor = _parent_of(old[0])
+    for pid in old:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        waiting = [socket.create_connection(("127.0.0.1", two_workers.port)) for _ in range(16)]
+        for sock in waiting:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        os.kill(supervisor, signal.SIGHUP)
+        log = tmp_path / "serve.log"
+        _wait_for(lambda: len(re.findall(r"Worker \d+ serving", log.read_text())) == 4)
+        for pid in old:  # the old workers end without taking another connection
+            os.kill(pid, signal.SIGKILL)
+        answers = []
+        for sock in waiting:
+            sock.settimeout(10)
+            try:
+                answers.append(sock.recv(64).split(b"\r\n", 1)[0])
+            except OSError as exc:  # reset with the old socket
+                answers.append(repr(exc).encode())
+            finally:
+                sock.close()
+    finally:
+        for pid in old:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    assert answers == [b"HTTP/1.1 200 OK"] * 16
 
 
 def _parent_of(pid: int) -> int:
