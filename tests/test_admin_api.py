@@ -42,6 +42,17 @@ async def test_admin_token_is_required(client, headers):
     assert response.json()["error_code"] in ("token_not_specified", "invalid_token")
 
 
+async def test_guessing_the_admin_token_runs_into_the_quota_of_the_address(client):
+    """The operator chooses the token (it may be a weak one): wrong ones count against the
+    address, which is then refused before the token is checked."""
+    client.app.state.ctx.limiter.limit = 3
+    for _ in range(3):
+        wrong = await client.get("/admin/api/deliveries", headers={"Authorization": "Bearer x"})
+        assert wrong.status_code == 401
+    right = {"Authorization": "Bearer admin-token-for-tests"}
+    assert (await client.get("/admin/api/deliveries", headers=right)).status_code == 429
+
+
 async def test_list_show_and_redeliver(client):
     pending = await _delivery(client)
     dead = await _delivery(client, "dead")

@@ -75,3 +75,31 @@ async def test_every_migration_goes_down_and_up_again(blank_database_url):
     assert await run_with_connection(url, _table_names) == set()
     await upgrade(url)
     assert await run_with_connection(url, _differences) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "replies.CHAT_TARGETS",
+        "replies.TASK_CHATS",
+        "planfix_answers.TARGETS",
+        "messages.PLANFIX_CHAT_OF_TASK",
+    ],
+)
+async def test_the_chats_of_a_task_are_found_by_index(tmp_path, query):
+    """Every answer to the customer reads its task's chats: a scan of the channels table
+    per answer grew with every conversation ever had."""
+    import sqlite3
+
+    from frontdesk.core import messages, planfix_answers, replies
+
+    url = f"sqlite:///{tmp_path / 'plans.db'}"
+    await upgrade(url)
+    module, name = query.split(".")
+    compiled = getattr(
+        {"replies": replies, "planfix_answers": planfix_answers, "messages": messages}[module], name
+    ).compiled("sqlite")
+    with sqlite3.connect(tmp_path / "plans.db") as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {compiled.sql}", [None] * len(compiled.names))
+        steps = [row[3] for row in plan]
+    assert not any(step.startswith("SCAN channels") for step in steps), steps

@@ -293,6 +293,48 @@ async def test_task_of_another_form_is_unrecognized_task_id(client):
     assert own.json() == {}
 
 
+async def test_a_planfix_chats_task_is_unrecognized_task_id(client):
+    """An extension with an account on a chat system's form cannot write into (or answer
+    in) that chat system's chats."""
+    from factories import make_planfix, planfix_call
+
+    connector = await make_connector(client)
+    provider = await make_planfix(client)
+    await add_account(connector, "on-chats", form_id=provider.form_id)
+    sent = await planfix_call(
+        client,
+        {
+            "cmd": "newMessage",
+            "providerId": provider.provider_id,
+            "chatId": "chat-1",
+            "planfix_token": provider.planfix_token,
+            "message": "Hello",
+        },
+    )
+    chat_task = sent.json()["number"]
+    response = await client.post(
+        "/v1/comment",
+        headers=connector.headers,
+        json={
+            "account_id": "on-chats",
+            "task_id": chat_task,
+            "comment_text": "not yours",
+            "send_to_external_channel": True,
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_task_id"
+    assert [c["text"] for c in await comments_of(client, chat_task)] == ["Hello"]
+    # an agent's own task in that form is still the extension's to comment on
+    agent_task = await new_task(client, connector, account_id="on-chats")
+    own = await client.post(
+        "/v1/comment",
+        headers=connector.headers,
+        json={"account_id": "on-chats", "task_id": agent_task, "comment_text": "hi"},
+    )
+    assert own.json() == {}
+
+
 async def test_task_of_another_extension_is_unrecognized_task_id(client):
     ours = await make_connector(client)
     theirs = await make_connector(client, account_id="theirs", name="Other")

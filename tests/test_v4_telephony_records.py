@@ -328,3 +328,28 @@ async def test_wrong_types_and_lengths_are_validation_error(client, line, extra)
     assert response.status_code == 400
     assert response.json()["error_code"] == "validation_error"
     await assert_not_attached(client, task_id)
+
+
+async def test_a_call_or_task_in_a_hidden_form_answers_as_one_that_does_not_exist(client, line):
+    """A user who may not see the call's form learns neither that it exists nor its form."""
+    from frontdesk.core import access
+
+    from factories import db_of
+
+    connector, _, task_id = line
+    ann = await make_v4_agent(client, email="ann@example.com")
+    await db_of(client).write(access.add_form_members, connector.form_id, [ann.user_id])
+    bob = await make_v4_agent(client, email="bob@example.com", work_phone=None)
+    guid = await user_file(client, bob.user_id)
+    for finder, code in (
+        ({"task_id": task_id}, "unrecognized_task_id"),
+        ({"task_id": task_id + 1000}, "unrecognized_task_id"),
+        ({"external_id": "pbx-1"}, "unrecognized_call_id"),
+        ({"external_id": "never-registered"}, "unrecognized_call_id"),
+        ({"from_number": FROM, "to_number": TO}, "unrecognized_call_id"),
+    ):
+        response = await attach(client, bob, record_file=guid, **finder)
+        assert response.status_code == 400, (finder, response.text)
+        assert response.json()["error_code"] == code, finder
+        assert "form" not in response.json()["error"]
+    await assert_not_attached(client, task_id)

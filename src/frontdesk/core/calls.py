@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
+from frontdesk.core import access
 from frontdesk.core import tasks as task_store
+from frontdesk.core.auth import UserPrincipal
 from frontdesk.core.call_context import call_context
 from frontdesk.core.channels import Routed, new_conversation, route
 from frontdesk.core.comments import INTERNAL, Formatted, NewComment, add_comment, add_comment_later
@@ -292,18 +294,36 @@ async def _find_call(
         "account_ref": account.id if account else None,
     }
     if record.task_id is not None:
-        found = await tx.one(LATEST_CALL_IN_TASK, **scope, task_id=record.task_id)
-        if found is None and await task_store.get_task(tx, record.task_id) is None:
+        found = await _visible(
+            tx,
+            principal,
+            account,
+            await tx.one(LATEST_CALL_IN_TASK, **scope, task_id=record.task_id),
+        )
+        if found is None and not await _task_seen_by(tx, principal, record.task_id):
             raise FrontdeskError(
                 unknown_task_code, f"No task {record.task_id}. Request not processed"
             )
         what = f"task {record.task_id}"
     elif record.external_id:
-        found = await tx.one(LATEST_CALL_BY_EXTERNAL_ID, **scope, external_id=record.external_id)
+        found = await _visible(
+            tx,
+            principal,
+            account,
+            await tx.one(LATEST_CALL_BY_EXTERNAL_ID, **scope, external_id=record.external_id),
+        )
         what = f"external_id {record.external_id!r}"
     elif record.from_number and record.to_number:
-        found = await tx.one(
-            LATEST_CALL_BETWEEN, **scope, from_number=record.from_number, to_number=record.to_number
+        found = await _visible(
+            tx,
+            principal,
+            account,
+            await tx.one(
+                LATEST_CALL_BETWEEN,
+                **scope,
+                from_number=record.from_number,
+                to_number=record.to_number,
+            ),
         )
         what = f"a call from {record.from_number} to {record.to_number}"
     else:
@@ -313,6 +333,40 @@ async def _find_call(
             "unrecognized_call_id", f"No call registered for {what}. Request not processed"
         )
     return found
+
+
+async def _visible(
+    tx: Tx, principal: Principal, account: Account | None, call: Row | None
+) -> Row | None:
+    """The call, if the caller may see it. A user naming no account finds calls of every
+    account: one in a form they may not see is answered as one that does not exist (its
+    403 named the form, and told a hidden call from none)."""
+    if call is None or account is not None or not isinstance(principal, UserPrincipal):
+        return call
+    owner = await account_by_ref(tx, int(call["account_ref"]))
+    return call if await access.may_see_form(tx, principal.user_id, owner.form_id) else None
+
+
+async def _task_seen_by(tx: Tx, principal: Principal, task_id: int) -> bool:
+    """The task exists and is one the caller may see (a user: by the v4 access rules; an
+    extension: not another extension's account's): a hidden task answers as one that does
+    not exist, so that ids cannot be probed."""
+    task = await task_store.get_task(tx, task_id)
+    if task is None:
+        return False
+    if not isinstance(principal, UserPrincipal):
+        if task.account_ref is None:  # (an agent's task: no extension's own)
+            return True
+        owner = await account_by_ref(tx, task.account_ref)
+        return owner.extension_id == principal.extension_id
+    return await access.may_see_task(
+        tx,
+        principal.user_id,
+        task.id,
+        form_id=task.form_id,
+        author_id=task.author_id,
+        responsible_id=task.responsible_id,
+    )
 
 
 async def _record_file(tx: Tx, principal: Principal, account: Account, guid: str) -> int:

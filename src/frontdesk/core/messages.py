@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
 from frontdesk.core import tasks as task_store
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.channels import find_conversation, route
@@ -26,7 +29,8 @@ from frontdesk.core.intake import (
 )
 from frontdesk.core.replies import Answer, send_to_customer
 from frontdesk.errors import FrontdeskError, Problem, required
-from frontdesk.storage.sql import Tx, id_of
+from frontdesk.storage.sql import Query, Tx, id_of
+from frontdesk.storage.tables import channels
 
 Mappings = Sequence[tuple[str, str]]
 
@@ -121,11 +125,20 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
 
 async def _open_to(tx: Tx, task: task_store.TaskRef, principal: ExtensionPrincipal) -> bool:
     """A task of the form is the extension's to comment on, unless another extension's
-    account owns it (a task made by an agent in the form belongs to no account)."""
+    account owns it, or a Planfix chat system's chat (a task made by an agent in the form
+    belongs to neither). Without the second rule an extension sharing a form with a chat
+    system wrote into its chats' tasks, and its answers went to their customers."""
     if task.account_ref is None:
-        return True
+        return await tx.one(PLANFIX_CHAT_OF_TASK, task_id=task.id) is None
     owner = await account_by_ref(tx, task.account_ref)
     return owner.extension_id == principal.extension_id
+
+
+PLANFIX_CHAT_OF_TASK = Query(
+    sa.select(channels.c.id)
+    .where(channels.c.task_id == p("task_id"), channels.c.planfix_ref.is_not(None))
+    .limit(1)
+)
 
 
 #: the longest message type a channel keeps (a longer one is no type a form can have)

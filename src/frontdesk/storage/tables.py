@@ -194,6 +194,8 @@ channels = sa.Table(
         unique=True,
     ),
     _partial("planfix_ref", "key", "chat_generation", where="planfix_ref IS NOT NULL", unique=True),
+    # the chats of a task, which every answer to the customer looks up (migration 0011)
+    sa.Index(None, "task_id"),
 )
 
 # A new comment sets its task's updated_at when newer: trigger comments_touch_task (migrations

@@ -35,10 +35,15 @@ class RedeliverIn(Body):
 
 
 def _check_admin(call: Call) -> None:
+    """The admin token, which the operator chooses (it may be a weak one): a wrong one counts
+    against the caller's address, and an address over quota is refused before the check."""
     configured = call.ctx.settings.admin_token
     presented = bearer_token(call)
+    address = ("address", call.client_ip)
+    call.ctx.limiter.check(address)
     # hashed first: compare_digest is constant-time only for inputs of one length
     if not configured or not same(token_hash(presented), token_hash(configured)):
+        call.ctx.limiter.hit(address)
         raise Unauthorized("invalid_token", "Not the admin token (FRONTDESK_ADMIN_TOKEN)")
 
 

@@ -57,6 +57,22 @@ class RateLimiter:
             self._make_room(now)
         return Quota(self.limit, self.limit - count - 1, reset)
 
+    def check(self, key: object) -> None:
+        """Raise RateLimited if `key` is over quota, without counting a request.
+
+        For a key that counts only failures (an address's wrong tokens): checked before the
+        secret, so that once over quota a right guess is refused like a wrong one.
+        """
+        if self.limit <= 0:
+            return
+        found = self._windows.get(key)
+        if found is None:
+            return
+        started, count = found
+        now = time.monotonic()
+        if count >= self.limit and now - started < self.window:
+            raise RateLimited(max(1, math.ceil(started + self.window - now)), self.limit)
+
     def _make_room(self, now: float) -> None:
         """Drop expired windows (a scan, at most once a second); if still full, drop all.
 

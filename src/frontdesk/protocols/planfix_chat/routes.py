@@ -11,11 +11,11 @@ The key is the `planfix_token` field (or `token`), checked against the integrati
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from frontdesk.core import file_links, planfix, planfix_chat
-from frontdesk.errors import Forbidden, FrontdeskError, Unauthorized
+from frontdesk.errors import Forbidden, FrontdeskError, RateLimited, Unauthorized
 from frontdesk.protocols.planfix_chat import schemas
 from frontdesk.protocols.planfix_chat.errors import invalid_parameters, render_error
 from frontdesk.protocols.planfix_chat.schemas import Fields
@@ -30,7 +30,14 @@ EXPIRES = re.compile(r"[0-9]{1,12}")
 
 async def _authenticated(call: Call, work: Awaitable[T]) -> T:
     """The command's result; a wrong key counts against the caller's address (guessing keys
-    runs into the quota), never against the provider, whose id is no secret."""
+    runs into the quota), never against the provider, whose id is no secret. Once over it,
+    the address is refused before the key is checked: a right guess answers as a wrong one."""
+    try:
+        call.ctx.limiter.check(("address", call.client_ip))
+    except RateLimited:
+        if isinstance(work, Coroutine):
+            work.close()  # (never started: not awaited, and no warning about it)
+        raise
     try:
         return await work
     except Unauthorized:
