@@ -129,3 +129,54 @@ async def test_a_separate_worker_process_sends_what_serve_writes(database_url, t
         await receiver.stop()
     texts = sorted(json.loads(r.body)["message_text"] for r in receiver.requests)
     assert texts == ["answer 0", "answer 1", "answer 2"]
+
+
+async def _rows(database_url: str) -> list[dict]:
+    db = await open_database(database_url)
+    try:
+        return await db.read(outbox_admin.list_deliveries)
+    finally:
+        await db.close()
+
+
+async def test_sigterm_lets_a_worker_finish_its_sends_and_give_back_the_rest(
+    database_url, tmp_path
+):
+    """SIGTERM (Docker, systemd) stops `frontdesk worker` as Ctrl-C does: the two sends under
+    way end, the rows it claimed ahead go back unsent, with no attempt counted."""
+    receiver = await Receiver().start()
+    receiver.answer(*[Script(200, delay=1.5) for _ in range(2)])
+    db = await open_database(database_url)
+    try:
+        account = await _connector(db, "shop", receiver.url)
+    finally:
+        await db.close()
+    env = {**SETTINGS, "FRONTDESK_DELIVERY_IN_PROCESS": "false"}
+    process, base = await asyncio.to_thread(start_server, database_url, tmp_path, env=env)
+    worker = None
+    try:
+        await _answer_in_chats(base, *account, 6)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "frontdesk", "worker"],
+            env={
+                **os.environ,
+                **env,
+                "FRONTDESK_DATABASE_URL": database_url,
+                "FRONTDESK_DELIVERY_CONCURRENCY": "2",
+            },
+            start_new_session=True,
+        )
+        await receiver.wait_for(2, timeout=20)  # both slots sending, four rows claimed ahead
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 20) == 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            await asyncio.to_thread(stop_server, worker)
+        await asyncio.to_thread(stop_server, process)
+        await receiver.stop()
+    rows = await _rows(database_url)
+    assert len(receiver.requests) == 2
+    assert sorted((row["status"], row["attempts"]) for row in rows) == [
+        *[("pending", 0)] * 4,
+        *[("sent", 1)] * 2,
+    ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import mimetypes
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,11 +93,17 @@ def register_extension_show(extension_commands: Any) -> None:
 
 
 async def run_worker(_args: argparse.Namespace) -> None:
+    # SIGTERM (what Docker, systemd and Kubernetes send) stops the worker as Ctrl-C does: the
+    # sends under way end and the rows claimed ahead go back. Left to its default it killed
+    # the process, and those rows waited for their leases, counted as an attempt.
+    stopping = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):  # (no such handlers on Windows)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     async with database() as (settings, db), delivering(settings, db):
         # as `frontdesk serve` does: with the collector untuned, full collections walking
         # every long-lived object cost a sixth of the worker's CPU (bench/deliveries.py)
         tune_garbage_collector()
-        await asyncio.Event().wait()  # until interrupted
+        await stopping.wait()  # until SIGTERM, or interrupted (SIGINT)
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

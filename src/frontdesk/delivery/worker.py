@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 SETTLE_WINDOW_SECONDS = 0.002
 #: rows in hand (sending or claimed to send next) per slot
 AHEAD = 8
+#: on stop, how long sends under way may take to end (within Docker's 10 s before SIGKILL,
+#: and the supervisor's 15 s; a receiver answers within a second or two)
+STOP_GRACE_SECONDS = 5.0
 #: a Retry-After longer than this is taken as this (a typo must not park a channel for days)
 MAX_RETRY_AFTER = 3600.0
 
@@ -107,8 +111,10 @@ class DeliveryWorker:
         concurrency: int = 64,
         poll_seconds: float = 0.25,
         lease: timedelta = timedelta(seconds=90),
+        stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         self.db = db
+        self.stop_grace = stop_grace
         self.outbound = outbound
         self.policy = policy
         self.concurrency = concurrency
@@ -147,6 +153,7 @@ class DeliveryWorker:
             # (taken first: a cancelled send's callback would start the next one)
             unsent = self._stale + [claimed for claimed, _ in self._ready]
             self._ready, self._stale = collections.deque(), []
+            await self._let_sends_finish()
             await self._stop_slots()
             await self._release(unsent)
             await self._settle_all()
@@ -241,6 +248,18 @@ class DeliveryWorker:
             finally:
                 self._sending -= 1
                 self._sent.set()
+
+    async def _let_sends_finish(self) -> None:
+        """On stop, the sends under way are given STOP_GRACE_SECONDS to end. Cut off, a send
+        the receiver had already taken went out again once its lease ran out, as its next
+        attempt (a graceful stop of `serve` mid-send: ten answers, ten repeats ~100 s later)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.stop_grace
+        while self._sending and loop.time() < deadline:
+            self._sent.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._sent.wait()
 
     async def _stop_slots(self) -> None:
         """Cancel the slots; a send cut off leaves its row to its lease (sent again later)."""
