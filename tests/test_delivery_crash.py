@@ -102,13 +102,26 @@ async def test_kill_9_mid_delivery_loses_nothing(database_url, tmp_path):
     assert texts == sorted(f"answer {n}" for n in range(DOWN_CHATS))
 
 
-async def test_a_separate_worker_process_sends_what_serve_writes(database_url, tmp_path):
-    receiver = await Receiver().start()
+async def _shop(database_url: str, receiver: Receiver) -> tuple[str, str]:
     db = await open_database(database_url)
     try:
-        account = await _connector(db, "shop", receiver.url)
+        return await _connector(db, "shop", receiver.url)
     finally:
         await db.close()
+
+
+def _worker_process(database_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`frontdesk worker` on the database, with `env` on top of this process's."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "frontdesk", "worker"],
+        env={**os.environ, **env, "FRONTDESK_DATABASE_URL": database_url},
+        start_new_session=True,
+    )
+
+
+async def test_a_separate_worker_process_sends_what_serve_writes(database_url, tmp_path):
+    receiver = await Receiver().start()
+    account = await _shop(database_url, receiver)
     env = {**SETTINGS, "FRONTDESK_DELIVERY_IN_PROCESS": "false"}
     process, base = await asyncio.to_thread(start_server, database_url, tmp_path, env=env)
     worker = None
@@ -116,11 +129,7 @@ async def test_a_separate_worker_process_sends_what_serve_writes(database_url, t
         await _answer_in_chats(base, *account, 3)
         await asyncio.sleep(1)
         assert receiver.requests == []  # serve only writes the outbox
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "frontdesk", "worker"],
-            env={**os.environ, **env, "FRONTDESK_DATABASE_URL": database_url},
-            start_new_session=True,
-        )
+        worker = _worker_process(database_url, env)
         await receiver.wait_for(3, timeout=20)
     finally:
         if worker is not None:
@@ -146,26 +155,13 @@ async def test_sigterm_lets_a_worker_finish_its_sends_and_give_back_the_rest(
     way end, the rows it claimed ahead go back unsent, with no attempt counted."""
     receiver = await Receiver().start()
     receiver.answer(*[Script(200, delay=1.5) for _ in range(2)])
-    db = await open_database(database_url)
-    try:
-        account = await _connector(db, "shop", receiver.url)
-    finally:
-        await db.close()
+    account = await _shop(database_url, receiver)
     env = {**SETTINGS, "FRONTDESK_DELIVERY_IN_PROCESS": "false"}
     process, base = await asyncio.to_thread(start_server, database_url, tmp_path, env=env)
     worker = None
     try:
         await _answer_in_chats(base, *account, 6)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "frontdesk", "worker"],
-            env={
-                **os.environ,
-                **env,
-                "FRONTDESK_DATABASE_URL": database_url,
-                "FRONTDESK_DELIVERY_CONCURRENCY": "2",
-            },
-            start_new_session=True,
-        )
+        worker = _worker_process(database_url, {**env, "FRONTDESK_DELIVERY_CONCURRENCY": "2"})
         await receiver.wait_for(2, timeout=20)  # both slots sending, four rows claimed ahead
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 20) == 0
