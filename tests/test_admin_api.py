@@ -53,6 +53,22 @@ async def test_guessing_the_admin_token_runs_into_the_quota_of_the_address(clien
     assert (await client.get("/admin/api/deliveries", headers=right)).status_code == 429
 
 
+async def test_an_address_that_fetched_tokens_still_reaches_the_admin_api(client):
+    """Only wrong keys lock an address out: not its token requests (a connector's)."""
+    from factories import make_connector
+
+    connector = await make_connector(client)
+    client.app.state.ctx.limiter.limit = 3
+    login = {"client_id": connector.client_id, "secret": connector.secret}
+    for _ in range(3):
+        assert (await client.post("/v1/token", json=login)).status_code == 200
+    right = {"Authorization": "Bearer admin-token-for-tests"}
+    assert (await client.get("/admin/api/deliveries", headers=right)).status_code == 200
+    assert (
+        await client.post("/v1/getmessage", headers=connector.headers, json={})
+    ).status_code == 400  # (a bad body, answered: not refused for the address's token requests)
+
+
 async def test_list_show_and_redeliver(client):
     pending = await _delivery(client)
     dead = await _delivery(client, "dead")

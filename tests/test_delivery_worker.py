@@ -310,11 +310,31 @@ async def test_a_stopped_worker_gives_back_what_it_claimed_and_did_not_send(
     shown = [await show(client, row) for row in rows]
     in_flight = [row for row, s in zip(rows, shown, strict=True) if s["attempts"] == 1]
     given_back = [row for row, s in zip(rows, shown, strict=True) if s["attempts"] == 0]
-    assert len(in_flight) == 1  # cancelled mid-send: its lease decides when it goes again
+    assert len(in_flight) == 1  # the send under way ended within the stop's grace
     assert len(given_back) == 2
     assert {s["status"] for s in shown if s["attempts"] == 0} == {"pending"}
     await make_worker(client, outbound).drain()
     assert {(await show(client, row))["status"] for row in given_back} == {"sent"}
+
+
+async def test_a_second_cancel_during_the_stop_grace_still_settles_and_gives_back(
+    client, receiver, outbound
+):
+    """Stopping waits for the sends under way; cancelled again meanwhile (a second Ctrl-C),
+    the worker still records what finished and gives back what it claimed ahead."""
+    receiver.answer(Script(200, delay=0.3), Script(200, delay=3.0))
+    rows = [await enqueue(client, receiver.url + "/hook", key=f"chat:{n}") for n in range(4)]
+    worker = make_worker(client, outbound, concurrency=2)
+    running = asyncio.create_task(worker.run())
+    while len(receiver.requests) < 2:
+        await asyncio.sleep(0.01)
+    running.cancel()  # the grace begins
+    await asyncio.sleep(0.6)  # the 0.3 s send ended meanwhile: an outcome to record
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    shown = sorted([(s["status"], s["attempts"]) for s in [await show(client, r) for r in rows]])
+    # the 3 s send, cut off, is left to its lease; the one that ended is recorded as sent
+    assert shown == [("pending", 0), ("pending", 0), ("sending", 1), ("sent", 1)]
 
 
 async def test_a_claimed_row_that_waits_past_its_lease_margin_is_given_back_not_sent_twice(

@@ -83,7 +83,7 @@ async def test_every_migration_goes_down_and_up_again(blank_database_url):
         "replies.CHAT_TARGETS",
         "replies.TASK_CHATS",
         "planfix_answers.TARGETS",
-        "messages.PLANFIX_CHAT_OF_TASK",
+        "intake.PLANFIX_CHAT_OF_TASK",
     ],
 )
 async def test_the_chats_of_a_task_are_found_by_index(tmp_path, query):
@@ -91,13 +91,13 @@ async def test_the_chats_of_a_task_are_found_by_index(tmp_path, query):
     per answer grew with every conversation ever had."""
     import sqlite3
 
-    from frontdesk.core import messages, planfix_answers, replies
+    from frontdesk.core import intake, planfix_answers, replies
 
     url = f"sqlite:///{tmp_path / 'plans.db'}"
     await upgrade(url)
     module, name = query.split(".")
     compiled = getattr(
-        {"replies": replies, "planfix_answers": planfix_answers, "messages": messages}[module], name
+        {"replies": replies, "planfix_answers": planfix_answers, "intake": intake}[module], name
     ).compiled("sqlite")
     with sqlite3.connect(tmp_path / "plans.db") as conn:
         plan = conn.execute(f"EXPLAIN QUERY PLAN {compiled.sql}", [None] * len(compiled.names))

@@ -316,9 +316,9 @@ async def test_php_indexed_and_parallel_attachments(client):
 
 
 @pytest.mark.parametrize(
-    "key", ["attachments", "attachments[URL]", "attachments[0][link]", "attachments[url][x]"]
+    "key", ["attachments", "attachments[link]", "attachments[0][link]", "attachments[url][x]"]
 )
-async def test_an_attachment_field_of_another_shape_is_refused_not_lost(client, key):
+async def test_an_attachment_url_in_a_field_of_another_shape_is_refused_not_lost(client, key):
     await make_planfix(client)
     response = await planfix_call(client, [*message().items(), (key, "https://f.example/a")])
     assert response.status_code == 400
@@ -330,6 +330,21 @@ async def test_an_index_of_many_digits_is_an_index(client):
     await make_planfix(client)
     pairs = [*message().items(), ("attachments[10000][url]", "https://f.example/a")]
     assert await attached(client, pairs) == [("a", "https://f.example/a")]
+
+
+async def test_other_attachment_fields_without_a_url_are_ignored(client):
+    """Metadata beside a file (its size, its type) or an empty field leave the file as it is;
+    `name` and `url` are read in any case."""
+    await make_planfix(client)
+    pairs = [
+        *message().items(),
+        ("attachments", ""),
+        ("attachments[0][NAME]", "a.pdf"),
+        ("attachments[0][URL]", "https://f.example/a"),
+        ("attachments[0][size]", "123"),
+        ("attachments[0][mime]", "application/pdf"),
+    ]
+    assert await attached(client, pairs) == [("a.pdf", "https://f.example/a")]
 
 
 async def test_a_message_of_only_attachments_is_taken(client):

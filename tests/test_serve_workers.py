@@ -198,6 +198,28 @@ def test_connections_queued_on_a_retiring_worker_are_answered_after_sighup(
     assert answers == [b"HTTP/1.1 200 OK"] * 16
 
 
+def test_a_stopping_server_refuses_new_connections_at_once(two_workers: Served) -> None:
+    """Once told to stop, the port closes while the workers finish their requests: a new
+    client is refused at once (and tries elsewhere), not taken in and reset later."""
+    supervisor = _parent_of(next(iter(two_workers.workers)))
+    # requests still under way (their bodies unfinished) keep the workers finishing
+    pending = []
+    for _ in range(8):
+        sock = socket.create_connection(("127.0.0.1", two_workers.port))
+        sock.sendall(b"POST /v1/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        pending.append(sock)
+    try:
+        time.sleep(0.5)  # taken by the workers
+        os.kill(supervisor, signal.SIGTERM)
+        time.sleep(1.0)  # the workers have closed their listeners and wait for the requests
+        assert _listeners(two_workers.port) == {}
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", two_workers.port), timeout=5).close()
+    finally:
+        for sock in pending:
+            sock.close()
+
+
 def _parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 

@@ -232,6 +232,36 @@ async def test_call_of_another_extension_is_unrecognized_call_id(client):
     assert await recording_comments(client, their_task) == []
 
 
+async def test_a_task_the_extension_may_not_reach_answers_as_a_missing_one(client):
+    """Another extension's task, or a chat system's, is not told from a task that does not
+    exist: the same code and the same words, so that task ids cannot be probed."""
+    from factories import make_planfix, planfix_call
+
+    ours = await make_connector(client)
+    theirs = await make_connector(client, account_id="theirs", name="Other")
+    their_task = (
+        await client.post("/v1/task", headers=theirs.headers, json={"account_id": "theirs"})
+    ).json()["task_ids"][0]
+    provider = await make_planfix(client)
+    await add_account(ours, "on-chats", form_id=provider.form_id)
+    chat = {"cmd": "newMessage", "providerId": provider.provider_id, "chatId": "c1"}
+    chat |= {"planfix_token": provider.planfix_token, "message": "Hello"}
+    chat_task = (await planfix_call(client, chat)).json()["number"]
+    guid = await upload(client, ours, "rec.wav", b"RIFF")
+    answers = []
+    for task_id, account_id in (
+        (their_task, None),
+        (their_task, ours.account_id),
+        (chat_task, "on-chats"),
+        (chat_task + 1000, None),
+    ):
+        named = {"account_id": account_id} if account_id else {}
+        response = await attach(client, ours, task_id=task_id, record_file=guid, **named)
+        assert response.status_code == 400
+        answers.append(response.json()["error"].replace(str(task_id), "N"))
+    assert set(answers) == {"No task N. Request not processed"}
+
+
 async def test_call_of_another_account_is_unrecognized_for_this_account(client):
     connector = await make_connector(client)
     await add_account(connector, "acc-2")

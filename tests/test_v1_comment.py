@@ -325,8 +325,11 @@ async def test_a_planfix_chats_task_is_unrecognized_task_id(client):
     assert response.status_code == 400
     assert response.json()["error_code"] == "unrecognized_task_id"
     assert [c["text"] for c in await comments_of(client, chat_task)] == ["Hello"]
-    # an agent's own task in that form is still the extension's to comment on
-    agent_task = await new_task(client, connector, account_id="on-chats")
+    # a task an agent made in that form is still the extension's to comment on
+    from factories import make_v4_agent, v4_task
+
+    agent = await make_v4_agent(client)
+    agent_task = (await v4_task(client, agent, form_id=provider.form_id, text="By an agent"))["id"]
     own = await client.post(
         "/v1/comment",
         headers=connector.headers,

@@ -438,8 +438,9 @@ async def test_a_user_outside_the_accounts_form_is_refused(client):
         headers=outsider.headers,
         json={"task_id": task_id, "record_file": "00000000-0000-0000-0000-000000000000"},
     )
-    assert record.status_code == 403
-    assert record.json()["error_code"] == "access_denied_form"
+    # (the task answers as one that does not exist: its form is not named, its id not probed)
+    assert record.status_code == 400
+    assert record.json()["error_code"] == "unrecognized_task_id"
     assert (await task_of(client, task_id))["responsible_id"] is None
     assert len(await calls_of(client)) == 1
 

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-#: how long a worker may take to finish its requests once told to stop (uvicorn's graceful
-#: shutdown is given 10 s by `serve`)
-STOP_SECONDS = 15.0
+#: how long a worker may take to stop once told to: uvicorn's graceful shutdown of requests
+#: (10 s, given by `serve`), then the delivery worker's grace for sends under way (5 s,
+#: delivery.worker.STOP_GRACE_SECONDS), then settling them
+STOP_SECONDS = 25.0
 #: how long new workers may take to serve after SIGHUP before the old ones are kept instead
 START_SECONDS = 30.0
 
@@ -109,6 +110,10 @@ class Supervisor:
             self._workers = [self._start(slot) for slot in range(len(self._sockets))]
             return self._supervise()
         finally:
+            # The port closes with the workers' own copies of the sockets: kept open here,
+            # it took connections that no one would serve, reset once the workers had gone.
+            for sock in self._sockets:
+                sock.close()
             self._stop(self._workers)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -31,6 +31,7 @@ from frontdesk.core.intake import (
     check_user_may_use,
     ensure_caller_current,
     extension_scope,
+    open_to_extension,
     uploader_id,
 )
 from frontdesk.core.users import Person
@@ -300,7 +301,7 @@ async def _find_call(
             account,
             await tx.one(LATEST_CALL_IN_TASK, **scope, task_id=record.task_id),
         )
-        if found is None and not await _task_seen_by(tx, principal, record.task_id):
+        if found is None and not await _task_seen_by(tx, principal, account, record.task_id):
             raise FrontdeskError(
                 unknown_task_code, f"No task {record.task_id}. Request not processed"
             )
@@ -347,18 +348,19 @@ async def _visible(
     return call if await access.may_see_form(tx, principal.user_id, owner.form_id) else None
 
 
-async def _task_seen_by(tx: Tx, principal: Principal, task_id: int) -> bool:
+async def _task_seen_by(
+    tx: Tx, principal: Principal, account: Account | None, task_id: int
+) -> bool:
     """The task exists and is one the caller may see (a user: by the v4 access rules; an
-    extension: not another extension's account's): a hidden task answers as one that does
-    not exist, so that ids cannot be probed."""
+    extension: a task of the named account's form that is open to it, as for v1 /comment):
+    a hidden task answers as one that does not exist, so that ids cannot be probed."""
     task = await task_store.get_task(tx, task_id)
     if task is None:
         return False
     if not isinstance(principal, UserPrincipal):
-        if task.account_ref is None:  # (an agent's task: no extension's own)
-            return True
-        owner = await account_by_ref(tx, task.account_ref)
-        return owner.extension_id == principal.extension_id
+        if account is None:  # (no account named: one of its accounts' own tasks)
+            return task.account_ref is not None and await open_to_extension(tx, task, principal)
+        return task.form_id == account.form_id and await open_to_extension(tx, task, principal)
     return await access.may_see_task(
         tx,
         principal.user_id,

@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+from sqlalchemy import bindparam as p
+
 from frontdesk.core import access, files
 from frontdesk.core.auth import (
     ExtensionPrincipal,
@@ -22,11 +25,13 @@ from frontdesk.core.auth import (
     ensure_current,
     ensure_current_user,
 )
-from frontdesk.core.extensions import Account, account_named_for, active_account
+from frontdesk.core.extensions import Account, account_by_ref, account_named_for, active_account
 from frontdesk.core.forms import Form, load_form
+from frontdesk.core.tasks import TaskRef
 from frontdesk.core.users import Person
 from frontdesk.errors import FrontdeskError, Problem
-from frontdesk.storage.sql import Tx
+from frontdesk.storage.sql import Query, Tx
+from frontdesk.storage.tables import channels
 
 MAX_MESSAGE_TEXT = 10_000
 MAX_ATTACHMENTS = 100
@@ -131,3 +136,22 @@ async def resolve_attachments(
             raise FrontdeskError(problem.code, problem.message + ". Message not processed")
         problems.append(problem)
     return resolved.ids
+
+
+#: a chat system's chat of the task (Planfix): such a task is the chat system's
+PLANFIX_CHAT_OF_TASK = Query(
+    sa.select(channels.c.id)
+    .where(channels.c.task_id == p("task_id"), channels.c.planfix_ref.is_not(None))
+    .limit(1)
+)
+
+
+async def open_to_extension(tx: Tx, task: TaskRef, principal: ExtensionPrincipal) -> bool:
+    """A task of an account's form is the extension's to reach, unless another extension's
+    account owns it, or a Planfix chat system's chat (a task made by an agent in the form
+    belongs to neither). Without the second rule an extension sharing a form with a chat
+    system wrote into its chats' tasks, and its answers went to their customers."""
+    if task.account_ref is None:
+        return await tx.one(PLANFIX_CHAT_OF_TASK, task_id=task.id) is None
+    owner = await account_by_ref(tx, task.account_ref)
+    return owner.extension_id == principal.extension_id

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlalchemy import bindparam as p
-
 from frontdesk.core import tasks as task_store
 from frontdesk.core.auth import ExtensionPrincipal
 from frontdesk.core.channels import find_conversation, route
@@ -19,18 +16,17 @@ from frontdesk.core.comments import (
     add_comment_later,
     formatted,
 )
-from frontdesk.core.extensions import account_by_ref
 from frontdesk.core.forms import MESSAGE_TYPE_CODE, Form, load_form, map_values
 from frontdesk.core.intake import (
     Outcome,
     account_and_form,
     check_text_length,
+    open_to_extension,
     resolve_attachments,
 )
 from frontdesk.core.replies import Answer, send_to_customer
 from frontdesk.errors import FrontdeskError, Problem, required
-from frontdesk.storage.sql import Query, Tx, id_of
-from frontdesk.storage.tables import channels
+from frontdesk.storage.sql import Tx, id_of
 
 Mappings = Sequence[tuple[str, str]]
 
@@ -88,7 +84,7 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
         raise required("comment_text")
     account, form = await account_and_form(tx, principal, new.account_id)
     task = await task_store.get_task(tx, new.task_id)
-    if task is None or task.form_id != form.id or not await _open_to(tx, task, principal):
+    if task is None or task.form_id != form.id or not await open_to_extension(tx, task, principal):
         raise FrontdeskError(
             "unrecognized_task_id",
             f"Task {new.task_id} does not exist or is not in the form of account "
@@ -121,24 +117,6 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
         if new.send_to_external_channel:
             await send_to_customer(tx, Answer(task.id, comment_id, body.text, file_ids))
     return mapped.problems
-
-
-async def _open_to(tx: Tx, task: task_store.TaskRef, principal: ExtensionPrincipal) -> bool:
-    """A task of the form is the extension's to comment on, unless another extension's
-    account owns it, or a Planfix chat system's chat (a task made by an agent in the form
-    belongs to neither). Without the second rule an extension sharing a form with a chat
-    system wrote into its chats' tasks, and its answers went to their customers."""
-    if task.account_ref is None:
-        return await tx.one(PLANFIX_CHAT_OF_TASK, task_id=task.id) is None
-    owner = await account_by_ref(tx, task.account_ref)
-    return owner.extension_id == principal.extension_id
-
-
-PLANFIX_CHAT_OF_TASK = Query(
-    sa.select(channels.c.id)
-    .where(channels.c.task_id == p("task_id"), channels.c.planfix_ref.is_not(None))
-    .limit(1)
-)
 
 
 #: the longest message type a channel keeps (a longer one is no type a form can have)

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 SETTLE_WINDOW_SECONDS = 0.002
 #: rows in hand (sending or claimed to send next) per slot
 AHEAD = 8
-#: on stop, how long sends under way may take to end (within Docker's 10 s before SIGKILL,
-#: and the supervisor's 15 s; a receiver answers within a second or two)
+#: on stop, how long sends under way may take to end (a receiver answers within a second or
+#: two; `serve --workers` allows for it, cli.workers.STOP_SECONDS)
 STOP_GRACE_SECONDS = 5.0
 #: a Retry-After longer than this is taken as this (a typo must not park a channel for days)
 MAX_RETRY_AFTER = 3600.0
@@ -153,10 +153,12 @@ class DeliveryWorker:
             # (taken first: a cancelled send's callback would start the next one)
             unsent = self._stale + [claimed for claimed, _ in self._ready]
             self._ready, self._stale = collections.deque(), []
-            await self._let_sends_finish()
-            await self._stop_slots()
-            await self._release(unsent)
-            await self._settle_all()
+            try:
+                await self._let_sends_finish()
+            finally:  # (cancelled again meanwhile, a second Ctrl-C: the rest is done all the same)
+                await self._stop_slots()
+                await self._release(unsent)
+                await self._settle_all()
 
     async def step(self) -> int:
         """Settle what finished and claim what is due, then start; returns how many sends

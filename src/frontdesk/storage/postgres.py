@@ -116,6 +116,8 @@ class PostgresTx:
         pg_batch.resolve(found, steps, values)
 
     async def lock(self, *key: object) -> bool:
+        # (outside a transaction the lock would be released as soon as it is taken)
+        assert self._writing, "a lock in a unit that only reads"
         await self._ready(None)
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
         return True

@@ -20,6 +20,7 @@ from frontdesk.errors import FrontdeskError, Unauthorized, invalid
 from frontdesk.web.bearer import bearer_token
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
 from frontdesk.web.json_body import Body, decode_body
+from frontdesk.web.ratelimit import wrong_keys_of
 from frontdesk.web.responses import pyrus_error
 
 TAGS = ("Admin",)
@@ -39,11 +40,11 @@ def _check_admin(call: Call) -> None:
     against the caller's address, and an address over quota is refused before the check."""
     configured = call.ctx.settings.admin_token
     presented = bearer_token(call)
-    address = ("address", call.client_ip)
-    call.ctx.limiter.check(address)
+    wrong_keys = wrong_keys_of(call.client_ip)
+    call.ctx.limiter.check(wrong_keys)
     # hashed first: compare_digest is constant-time only for inputs of one length
     if not configured or not same(token_hash(presented), token_hash(configured)):
-        call.ctx.limiter.hit(address)
+        call.ctx.limiter.hit(wrong_keys)
         raise Unauthorized("invalid_token", "Not the admin token (FRONTDESK_ADMIN_TOKEN)")
 
 

@@ -28,6 +28,14 @@ class Quota:
         ]
 
 
+def wrong_keys_of(address: str) -> tuple[str, str]:
+    """The quota key of an address's wrong keys (a Planfix key, the admin token): counted
+    apart from its other requests (a connector fetching tokens), so that only guessing locks
+    the address out. Bearer tokens are not checked against it: they are random 256-bit
+    values, and a bot with an expired token would lock out every client behind its NAT."""
+    return ("wrong key", address)
+
+
 class RateLimiter:
     """A fixed window per key, starting at the key's first request."""
 

@@ -21,6 +21,7 @@ from frontdesk.protocols.planfix_chat.errors import invalid_parameters, render_e
 from frontdesk.protocols.planfix_chat.schemas import Fields
 from frontdesk.web.downloads import file_reply, parse_file_id
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
+from frontdesk.web.ratelimit import wrong_keys_of
 
 T = TypeVar("T")
 TAGS = ("Planfix chat API",)
@@ -32,8 +33,9 @@ async def _authenticated(call: Call, work: Awaitable[T]) -> T:
     """The command's result; a wrong key counts against the caller's address (guessing keys
     runs into the quota), never against the provider, whose id is no secret. Once over it,
     the address is refused before the key is checked: a right guess answers as a wrong one."""
+    wrong_keys = wrong_keys_of(call.client_ip)
     try:
-        call.ctx.limiter.check(("address", call.client_ip))
+        call.ctx.limiter.check(wrong_keys)
     except RateLimited:
         if isinstance(work, Coroutine):
             work.close()  # (never started: not awaited, and no warning about it)
@@ -41,7 +43,7 @@ async def _authenticated(call: Call, work: Awaitable[T]) -> T:
     try:
         return await work
     except Unauthorized:
-        call.ctx.limiter.hit(("address", call.client_ip))
+        call.ctx.limiter.hit(wrong_keys)
         raise
 
 

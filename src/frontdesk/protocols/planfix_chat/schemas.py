@@ -7,8 +7,9 @@ in any of the shapes real clients send (spec.md §5.1):
         by position: the seed's own shape)
     attachments[0][name]=a&attachments[0][url]=…                    (PHP indexed arrays)
     attachments[name][0]=a&attachments[url][0]=…, attachments[name][]=a   (PHP parallel lists)
-Unknown fields are ignored, but not an `attachments` field of another shape: its file would
-be lost without a word.
+(`name` and `url` in any case). Unknown fields are ignored, and so are other attachments
+fields (attachments[0][size]) unless they hold a URL: that one's file would be lost without
+a word, and the request is refused instead.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ DATA_PREFIX = "data_"
 DATA_VALUE_LENGTH = 2000
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
-_PAIRED = re.compile(r"attachments\[(name|url)\](?:\[\])?")
-_INDEXED = re.compile(r"attachments\[(\d{1,9})\]\[(name|url)\]")
-_PARALLEL = re.compile(r"attachments\[(name|url)\]\[(\d{1,9})\]")
+_PAIRED = re.compile(r"attachments\[(name|url)\](?:\[\])?", re.IGNORECASE)
+_INDEXED = re.compile(r"attachments\[(\d{1,9})\]\[(name|url)\]", re.IGNORECASE)
+_PARALLEL = re.compile(r"attachments\[(name|url)\]\[(\d{1,9})\]", re.IGNORECASE)
+_URL = re.compile(r"\s*https?://", re.IGNORECASE)
 
 Pairs = list[tuple[str, str]]
 
@@ -180,12 +182,12 @@ def attachments(pairs: Sequence[tuple[str, str]]) -> list[RemoteFile]:
         if key != "attachments" and not key.startswith("attachments["):
             continue
         if found := _PAIRED.fullmatch(key):
-            listed[found[1]].append(value)
+            listed[found[1].lower()].append(value)
         elif found := _INDEXED.fullmatch(key):
-            indexed.setdefault(int(found[1]), {})[found[2]] = value
+            indexed.setdefault(int(found[1]), {})[found[2].lower()] = value
         elif found := _PARALLEL.fullmatch(key):
-            indexed.setdefault(int(found[2]), {})[found[1]] = value
-        else:
+            indexed.setdefault(int(found[2]), {})[found[1].lower()] = value
+        elif _URL.match(value):
             raise invalid_parameters(
                 f"{key[:60]!r} is not an attachment field: "
                 "send attachments[name] and attachments[url]"
