@@ -100,6 +100,13 @@ async def test_malformed_bodies_are_invalid_parameters(client, content, content_
     assert response.json()["error"] == "Invalid parameters"
 
 
+async def test_a_json_body_is_told_to_send_form_fields(client):
+    await make_planfix(client)
+    response = await client.post("/webchat/api", json=message())
+    assert response.status_code == 400
+    assert "form fields" in response.json()["detail"]
+
+
 async def test_the_detail_says_what_was_wrong(client):
     await make_planfix(client)
     response = await planfix_call(client, message(chatId=None))

@@ -111,7 +111,14 @@ def _fields_of(parser: multipart.PushMultipartParser, raw: bytes) -> Pairs:
 
 def form_pairs(raw: bytes, content_type: str) -> Pairs:
     """The body's fields; a body without a content type is taken as form-urlencoded."""
-    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        # (read as form fields it had no cmd, and the answer said only "Unknown cmd ''")
+        raise invalid_parameters(
+            "The body is JSON; the chat API takes form fields "
+            "(application/x-www-form-urlencoded or multipart/form-data)"
+        )
+    if media_type == "multipart/form-data":
         pairs = multipart_pairs(raw, content_type)
     else:
         pairs = urlencoded_pairs(raw)
