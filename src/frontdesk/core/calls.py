@@ -34,8 +34,9 @@ from frontdesk.core.intake import (
     open_to_extension,
     uploader_id,
 )
+from frontdesk.core.task_views import visible_task
 from frontdesk.core.users import Person
-from frontdesk.errors import FrontdeskError, Problem, required
+from frontdesk.errors import Forbidden, FrontdeskError, Problem, required
 from frontdesk.storage.sql import Deferred, Query, Row, Tx, id_of
 from frontdesk.storage.tables import calls, channels, extension_accounts, files
 
@@ -295,45 +296,30 @@ async def _find_call(
         "account_ref": account.id if account else None,
     }
     if record.task_id is not None:
-        found = await _visible(
-            tx,
-            principal,
-            account,
-            await tx.one(LATEST_CALL_IN_TASK, **scope, task_id=record.task_id),
-        )
-        if found is None and not await _task_seen_by(tx, principal, account, record.task_id):
-            raise FrontdeskError(
-                unknown_task_code, f"No task {record.task_id}. Request not processed"
-            )
+        key: dict[str, object] = {"task_id": record.task_id}
+        query = LATEST_CALL_IN_TASK
         what = f"task {record.task_id}"
     elif record.external_id:
-        found = await _visible(
-            tx,
-            principal,
-            account,
-            await tx.one(LATEST_CALL_BY_EXTERNAL_ID, **scope, external_id=record.external_id),
-        )
+        query, key = LATEST_CALL_BY_EXTERNAL_ID, {"external_id": record.external_id}
         what = f"external_id {record.external_id!r}"
     elif record.from_number and record.to_number:
-        found = await _visible(
-            tx,
-            principal,
-            account,
-            await tx.one(
-                LATEST_CALL_BETWEEN,
-                **scope,
-                from_number=record.from_number,
-                to_number=record.to_number,
-            ),
+        query, key = (
+            LATEST_CALL_BETWEEN,
+            {"from_number": record.from_number, "to_number": record.to_number},
         )
         what = f"a call from {record.from_number} to {record.to_number}"
     else:
         raise required("external_id, task_id or from_number and to_number")
-    if found is None:
-        raise FrontdeskError(
-            "unrecognized_call_id", f"No call registered for {what}. Request not processed"
-        )
-    return found
+    found = await _visible(tx, principal, account, await tx.one(query, **scope, **key))
+    if found is not None:
+        return found
+    if record.task_id is not None and not await _task_seen_by(
+        tx, principal, account, record.task_id
+    ):
+        raise FrontdeskError(unknown_task_code, f"No task {record.task_id}. Request not processed")
+    raise FrontdeskError(
+        "unrecognized_call_id", f"No call registered for {what}. Request not processed"
+    )
 
 
 async def _visible(
@@ -361,14 +347,11 @@ async def _task_seen_by(
         if account is None:  # (no account named: one of its accounts' own tasks)
             return task.account_ref is not None and await open_to_extension(tx, task, principal)
         return task.form_id == account.form_id and await open_to_extension(tx, task, principal)
-    return await access.may_see_task(
-        tx,
-        principal.user_id,
-        task.id,
-        form_id=task.form_id,
-        author_id=task.author_id,
-        responsible_id=task.responsible_id,
-    )
+    try:
+        await visible_task(tx, principal.user_id, task_id)
+    except Forbidden:
+        return False
+    return True
 
 
 async def _record_file(tx: Tx, principal: Principal, account: Account, guid: str) -> int:

@@ -23,7 +23,6 @@ class TaskRef:
     account_ref: int | None
     responsible_id: int | None
     closed_at: datetime | None
-    author_id: int | None
 
 
 INSERT_TASK = Query(
@@ -46,7 +45,6 @@ TASK_BY_ID = Query(
         tasks.c.account_ref,
         tasks.c.responsible_id,
         tasks.c.closed_at,
-        tasks.c.author_id,
     ).where(tasks.c.id == p("id"))
 )
 REOPEN = Query(

@@ -11,11 +11,11 @@ The key is the `planfix_token` field (or `token`), checked against the integrati
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from frontdesk.core import file_links, planfix, planfix_chat
-from frontdesk.errors import Forbidden, FrontdeskError, RateLimited, Unauthorized
+from frontdesk.errors import Forbidden, FrontdeskError, Unauthorized
 from frontdesk.protocols.planfix_chat import schemas
 from frontdesk.protocols.planfix_chat.errors import invalid_parameters, render_error
 from frontdesk.protocols.planfix_chat.schemas import Fields
@@ -31,19 +31,11 @@ EXPIRES = re.compile(r"[0-9]{1,12}")
 
 async def _authenticated(call: Call, work: Awaitable[T]) -> T:
     """The command's result; a wrong key counts against the caller's address (guessing keys
-    runs into the quota), never against the provider, whose id is no secret. Once over it,
-    the address is refused before the key is checked: a right guess answers as a wrong one."""
-    wrong_keys = wrong_keys_of(call.client_ip)
-    try:
-        call.ctx.limiter.check(wrong_keys)
-    except RateLimited:
-        if isinstance(work, Coroutine):
-            work.close()  # (never started: not awaited, and no warning about it)
-        raise
+    runs into the quota), never against the provider, whose id is no secret."""
     try:
         return await work
     except Unauthorized:
-        call.ctx.limiter.hit(wrong_keys)
+        call.ctx.limiter.hit(wrong_keys_of(call.client_ip))
         raise
 
 
@@ -73,6 +65,9 @@ COMMANDS: dict[str, Callable[[Call, Fields], Awaitable[Reply]]] = {
 
 
 async def chat_api(call: Call) -> Reply:
+    # an address over its quota of wrong keys is refused before any key is checked: a right
+    # guess answers as a wrong one
+    call.ctx.limiter.check(wrong_keys_of(call.client_ip))
     raw = await call.body(schemas.MAX_BODY)
     fields = Fields(schemas.form_pairs(raw, call.header(b"content-type")))
     try:
