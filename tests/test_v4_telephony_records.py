@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from frontdesk.core import forms
+
 from factories import (
     TELEPHONY_FIELDS,
     add_account,
@@ -353,3 +355,32 @@ async def test_a_call_or_task_in_a_hidden_form_answers_as_one_that_does_not_exis
         assert response.json()["error_code"] == code, finder
         assert "form" not in response.json()["error"]
     await assert_not_attached(client, task_id)
+
+
+@pytest.mark.parametrize(
+    "finder", [{"external_id": "pbx-1"}, {"from_number": FROM, "to_number": TO}]
+)
+async def test_a_newer_call_in_a_hidden_form_does_not_hide_an_older_visible_one(
+    client, line, finder
+):
+    """The same call id (or number pair) in two forms: the user's recording goes to the newest
+    call of a form they may see, not refused because a newer one is in a form they may not."""
+    from frontdesk.core import access
+
+    from factories import db_of
+
+    connector, agent, visible_task = line
+    hidden_form = await connector.db.write(forms.add_form, "Hidden", TELEPHONY_FIELDS)
+    await add_account(connector, "acc-hidden", form_id=hidden_form)
+    ann = await make_v4_agent(client, email="ann@example.com", work_phone=None)
+    await db_of(client).write(access.add_form_members, hidden_form, [ann.user_id])
+    hidden_task = await register(
+        client, ann, connector, account_id="acc-hidden", external_id="pbx-1"
+    )
+    assert hidden_task != visible_task
+    guid = await user_file(client, agent.user_id)
+    response = await attach(client, agent, record_file=guid, **finder)
+    assert response.status_code == 200, response.text
+    [stored] = [c for c in await calls_of(client) if c["task_id"] == visible_task]
+    assert stored["record_file_id"] == await file_id_of(client, guid)
+    assert await recording_comments(client, hidden_task) == []

@@ -12,8 +12,10 @@ Refusals are Pyrus' `access_denied_form` / `access_denied_task` (403).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import ColumnElement
 from sqlalchemy import bindparam as p
 
 from frontdesk.core.comments import INTERNAL
@@ -21,18 +23,18 @@ from frontdesk.errors import Forbidden
 from frontdesk.storage.sql import Query, Tx, constant
 from frontdesk.storage.tables import comments, form_members, forms
 
+
+def form_open_to(form_id: ColumnElement[Any], user_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """SQL: the form lists no members, or lists the user."""
+    return sa.or_(
+        ~sa.exists().where(form_members.c.form_id == form_id),
+        sa.exists().where(form_members.c.form_id == form_id, form_members.c.user_id == user_id),
+    )
+
+
 #: forms the user may see: those without members, and those listing the user
 VISIBLE_FORMS = Query(
-    sa.select(forms.c.id)
-    .where(
-        sa.or_(
-            ~sa.exists().where(form_members.c.form_id == forms.c.id),
-            sa.exists().where(
-                form_members.c.form_id == forms.c.id, form_members.c.user_id == p("user_id")
-            ),
-        )
-    )
-    .order_by(forms.c.id)
+    sa.select(forms.c.id).where(form_open_to(forms.c.id, p("user_id"))).order_by(forms.c.id)
 )
 FORM_OPEN_TO = Query(
     sa.select(

@@ -90,7 +90,9 @@ UPDATE_CALL = Query(
     )
 )
 #: the newest call the caller may reach: of one extension's accounts, or of every extension's
-#: (extension_id NULL), and of one account when it was named (account_ref not NULL)
+#: (extension_id NULL); of one account when it was named (account_ref not NULL); and in a form
+#: the user may see when a user named none (viewer_id not NULL). Filtered here, before the
+#: LIMIT: a newer call in a hidden form must not hide an older one the user may see.
 _REACHABLE_CALLS = (
     sa.select(*_CALL)
     .join(extension_accounts, extension_accounts.c.id == calls.c.account_ref)
@@ -102,6 +104,10 @@ _REACHABLE_CALLS = (
         sa.or_(
             sa.cast(p("account_ref"), sa.BigInteger).is_(None),
             calls.c.account_ref == p("account_ref"),
+        ),
+        sa.or_(
+            sa.cast(p("viewer_id"), sa.BigInteger).is_(None),
+            access.form_open_to(extension_accounts.c.form_id, p("viewer_id")),
         ),
     )
     .order_by(calls.c.id.desc())
@@ -291,9 +297,13 @@ async def _find_call(
     record: CallRecord,
     unknown_task_code: str,
 ) -> Row:
+    # A user naming no account finds calls of every account, but only in forms they may see:
+    # a hidden call answers as one that does not exist (a 403 would tell it from none)
+    viewer = principal.user_id if account is None and isinstance(principal, UserPrincipal) else None
     scope = {
         "extension_id": extension_scope(principal),
         "account_ref": account.id if account else None,
+        "viewer_id": viewer,
     }
     if record.task_id is not None:
         key: dict[str, object] = {"task_id": record.task_id}
@@ -310,7 +320,7 @@ async def _find_call(
         what = f"a call from {record.from_number} to {record.to_number}"
     else:
         raise required("external_id, task_id or from_number and to_number")
-    found = await _visible(tx, principal, account, await tx.one(query, **scope, **key))
+    found = await tx.one(query, **scope, **key)
     if found is not None:
         return found
     if record.task_id is not None and not await _task_seen_by(
@@ -320,18 +330,6 @@ async def _find_call(
     raise FrontdeskError(
         "unrecognized_call_id", f"No call registered for {what}. Request not processed"
     )
-
-
-async def _visible(
-    tx: Tx, principal: Principal, account: Account | None, call: Row | None
-) -> Row | None:
-    """The call, if the caller may see it. A user naming no account finds calls of every
-    account: one in a form they may not see is answered as one that does not exist (its
-    403 named the form, and told a hidden call from none)."""
-    if call is None or account is not None or not isinstance(principal, UserPrincipal):
-        return call
-    owner = await account_by_ref(tx, int(call["account_ref"]))
-    return call if await access.may_see_form(tx, principal.user_id, owner.form_id) else None
 
 
 async def _task_seen_by(
