@@ -97,6 +97,7 @@ async def test_list_show_and_redeliver(client):
         ("GET", "/admin/api/deliveries?limit=0", None, 400, "validation_error"),
         ("GET", "/admin/api/deliveries?limit=" + "9" * 5000, None, 400, "validation_error"),
         ("GET", "/admin/api/deliveries/abc", None, 404, "not_found"),
+        ("GET", "/admin/api/deliveries/\u0661", None, 404, "not_found"),
         ("GET", "/admin/api/deliveries/99999", None, 404, "not_found"),
         ("POST", "/admin/api/deliveries/redeliver", {"ids": [99999]}, 404, "not_found"),
         ("POST", "/admin/api/deliveries/redeliver", {}, 400, "required_parameters_not_specified"),

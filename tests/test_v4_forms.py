@@ -253,6 +253,8 @@ async def test_register_shows_each_task_with_its_values_typed(client):
         ({"id": "9" * 5000}, "invalid_value_format"),
         ({"id": "gt1,lt" + "9" * 5000}, "invalid_value_format"),
         ({"id": "9" * 19}, "invalid_value_format"),  # (past a 64-bit id)
+        ({"item_count": "\u0663"}, "invalid_value_format"),  # (int() reads an Arabic 3)
+        ({"id": "\uff11"}, "invalid_value_format"),  # (and a full-width 1)
         ({"include_archived": "maybe"}, "invalid_value_format"),
         ({"field_ids": "1,x"}, "invalid_value_format"),
         ({"task_ids": "-1"}, "invalid_value_format"),

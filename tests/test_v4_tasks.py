@@ -401,7 +401,7 @@ async def test_inbox_lists_open_tasks_of_the_responsible_most_recently_active_fi
 
 
 # (int() refuses a string of 4,301 digits or more)
-@pytest.mark.parametrize("count", ["0", "x", "1001", "-1", "9" * 5000])
+@pytest.mark.parametrize("count", ["0", "x", "1001", "-1", "9" * 5000, "\u0663"])
 async def test_inbox_refuses_a_bad_item_count(client, count):
     agent = await make_v4_agent(client)
     response = await client.get(f"/v4/inbox?item_count={count}", headers=agent.headers)

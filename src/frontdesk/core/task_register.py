@@ -21,6 +21,7 @@ from sqlalchemy import bindparam as p
 from frontdesk.core.auth import UserPrincipal, ensure_current_user
 from frontdesk.core.field_values import normalize
 from frontdesk.core.forms import Field, Form
+from frontdesk.core.numbers import small_number
 from frontdesk.core.task_views import TASK_COLUMNS, TaskList, TaskRow, people, readable_form
 from frontdesk.errors import FrontdeskError
 from frontdesk.storage.sql import Query, Tx
@@ -145,9 +146,9 @@ def _prepare_field(target: Field, condition: Condition) -> _Prepared:
 
 
 def _task_id(raw: str) -> int:
-    if not raw.strip().isdecimal() or len(raw.strip()) > 18:
+    if (task_id := small_number(raw)) is None:
         raise _bad_value(f"Not a task id: {raw[:30]!r}")
-    return int(raw)
+    return task_id
 
 
 def _prepare_task_id(condition: Condition) -> _Prepared:

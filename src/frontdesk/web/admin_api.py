@@ -16,6 +16,7 @@ import msgspec
 
 from frontdesk.core import outbox_admin
 from frontdesk.core.credentials import same, token_hash
+from frontdesk.core.numbers import small_number
 from frontdesk.errors import FrontdeskError, Unauthorized, invalid
 from frontdesk.web.bearer import bearer_token
 from frontdesk.web.endpoints import Call, Endpoint, Handler, Reply
@@ -57,10 +58,10 @@ def _admin(run: Any) -> Handler:
 
 
 def _limit(call: Call) -> int:
-    raw = call.query().get("limit", "100")
-    if not raw.isdecimal() or len(raw) > 18 or not 0 < int(raw) <= MAX_LIMIT:
+    limit = small_number(call.query().get("limit", "100"))
+    if limit is None or not 0 < limit <= MAX_LIMIT:
         raise invalid(f"limit must be a number from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return limit
 
 
 async def _list(call: Call) -> dict[str, Any]:
@@ -71,9 +72,9 @@ async def _list(call: Call) -> dict[str, Any]:
 
 async def _show(call: Call) -> dict[str, Any]:
     raw = call.path_param("delivery")
-    if not raw.isdecimal() or len(raw) > 18:
-        raise FrontdeskError("not_found", f"No delivery {raw!r}", 404)
-    return await call.ctx.db.read(outbox_admin.show_delivery, int(raw))
+    if (delivery_id := small_number(raw)) is None:
+        raise FrontdeskError("not_found", f"No delivery {raw[:40]!r}", 404)
+    return await call.ctx.db.read(outbox_admin.show_delivery, delivery_id)
 
 
 async def _redeliver(call: Call) -> dict[str, Any]:

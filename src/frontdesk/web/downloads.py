@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 from frontdesk.core.files import StoredFile
+from frontdesk.core.numbers import small_number
 from frontdesk.errors import NotFound
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.web.endpoints import Reply
 
-FILE_ID = re.compile(r"[0-9]{1,18}")
-
 
 def parse_file_id(raw: str) -> int:
     """A numeric file id from the path (ASCII digits only); anything else is not found."""
-    if not FILE_ID.fullmatch(raw):
+    if raw != raw.strip() or (file_id := small_number(raw)) is None:
         raise NotFound("File not found", "file_is_missing")
-    return int(raw)
+    return file_id
 
 
 def content_disposition(name: str) -> str:

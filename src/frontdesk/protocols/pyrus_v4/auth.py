@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import ClassVar
 
 from frontdesk.core import auth
+from frontdesk.core.numbers import small_number
 from frontdesk.errors import invalid
 from frontdesk.protocols.pyrus_v4.common import MALFORMED, MAX_JSON_BODY, endpoint
 from frontdesk.web.endpoints import Call, Reply
@@ -29,9 +30,9 @@ class AuthIn(Body):
         value = text(self.person_id)
         if not value:
             return None
-        if not value.isdecimal() or len(value) > 18:
-            raise invalid(f"person_id must be a user id, not {value!r}")
-        return int(value)
+        if (person_id := small_number(value)) is None:
+            raise invalid(f"person_id must be a user id, not {value[:40]!r}")
+        return person_id
 
 
 async def authorize(call: Call) -> Reply:

@@ -19,6 +19,7 @@ import msgspec
 from frontdesk.core import access
 from frontdesk.core.auth import UserPrincipal, ensure_current_user
 from frontdesk.core.forms import Form, load_form
+from frontdesk.core.numbers import small_number
 from frontdesk.core.task_register import Condition, RegisterQuery, register
 from frontdesk.core.task_views import readable_form
 from frontdesk.errors import FrontdeskError, invalid
@@ -35,7 +36,6 @@ from frontdesk.web.endpoints import Call, Reply
 from frontdesk.web.json_body import text
 from frontdesk.web.responses import ok
 
-ID = re.compile(r"[0-9]{1,18}")
 FIELD_FILTER = re.compile(r"fld([0-9]+)")
 MAX_ITEM_COUNT = 20_000
 YES = {"y", "yes", "true", "1"}
@@ -44,9 +44,9 @@ NO = {"n", "no", "false", "0", ""}
 
 def path_id(raw: str, refusal: FrontdeskError) -> int:
     """An id from the path; text that is no id names nothing, refused like an unknown id."""
-    if not ID.fullmatch(raw):
+    if raw != raw.strip() or (found := small_number(raw)) is None:
         raise refusal
-    return int(raw)
+    return found
 
 
 def form_refusal(raw: str) -> FrontdeskError:
@@ -95,20 +95,20 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _count(value: Any) -> int:
-    raw = text(value) if not isinstance(value, bool) else None
-    if raw is None or not ID.fullmatch(raw.strip()) or not 1 <= int(raw) <= MAX_ITEM_COUNT:
+    count = small_number(text(value)) if not isinstance(value, bool) else None
+    if count is None or not 1 <= count <= MAX_ITEM_COUNT:
         raise _bad(f"item_count (1 to {MAX_ITEM_COUNT})", value)
-    return int(raw)
+    return count
 
 
 def _ids(name: str, value: Any) -> tuple[int, ...]:
     items = value if isinstance(value, list) else str(value).split(",")
     found = []
     for item in items:
-        raw = text(item) if not isinstance(item, bool) else None
-        if raw is None or not ID.fullmatch(raw.strip()):
+        number = small_number(text(item)) if not isinstance(item, bool) else None
+        if number is None:
             raise _bad(name, value)
-        found.append(int(raw))
+        found.append(number)
     return tuple(found)
 
 
@@ -154,9 +154,9 @@ def _bounds(params: dict[str, Any], date: str) -> tuple[datetime | None, datetim
 
 
 def _field_id(digits: str) -> int:
-    if len(digits) > 18:  # no field has such an id (and int() of a huge run is slow)
+    if (field_id := small_number(digits)) is None:  # (a longer run of digits names no field)
         raise FrontdeskError("invalid_field_id", f"No field fld{digits[:40]}")
-    return int(digits)
+    return field_id
 
 
 def _check_unserved(params: dict[str, Any]) -> None:

@@ -8,12 +8,12 @@ as Pyrus leaves out empty fields.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
 from frontdesk.core import auth, users
 from frontdesk.core.auth import UserPrincipal
+from frontdesk.core.numbers import small_number
 from frontdesk.errors import NotFound, invalid
 from frontdesk.protocols.pyrus_v4.common import endpoint, user_method
 from frontdesk.storage.sql import Tx
@@ -23,8 +23,6 @@ from frontdesk.web.responses import ok
 ORGANIZATION_ID = 1
 ORGANIZATION_NAME = "Frontdesk"
 LOCALE = "en-US"
-#: a person id is a positive 64-bit integer: longer runs of digits name nobody
-MEMBER_ID = re.compile(r"[0-9]{1,18}")
 
 
 def person_json(member: users.Member) -> dict[str, Any]:
@@ -42,9 +40,9 @@ def person_json(member: users.Member) -> dict[str, Any]:
 
 def parse_member_id(raw: str) -> int:
     """A member id from the path: ASCII digits; other text is a malformed request."""
-    if MEMBER_ID.fullmatch(raw):
-        return int(raw)
-    if raw.isascii() and raw.isdigit():
+    if raw == raw.strip() and (member_id := small_number(raw)) is not None:
+        return member_id
+    if raw.isascii() and raw.isdigit():  # (a longer run of digits names nobody)
         raise NotFound(f"No member {raw[:40]}")
     raise invalid(f"A member id is a number, not {raw[:40]!r}")
 

@@ -14,6 +14,7 @@ import msgspec
 
 from frontdesk.core import task_updates, task_views
 from frontdesk.core.auth import UserPrincipal
+from frontdesk.core.numbers import small_number
 from frontdesk.core.replies import ChannelWanted
 from frontdesk.core.task_updates import AgentComment, FieldInput, NewAgentTask, PersonRef
 from frontdesk.core.task_views import TaskView
@@ -243,10 +244,12 @@ async def comment_task(call: Call, principal: UserPrincipal, body: CommentIn) ->
 def _inbox_size(raw: str | None) -> int:
     if raw is None or raw == "":
         return INBOX_DEFAULT
-    # (the length first: Python refuses int() of a string over 4,300 digits)
-    if not raw.isdecimal() or len(raw) > 18 or not 1 <= int(raw) <= INBOX_MAX:
-        raise FrontdeskError("invalid_value_format", f"item_count is 1 to {INBOX_MAX}, not {raw!r}")
-    return int(raw)
+    size = small_number(raw)
+    if size is None or not 1 <= size <= INBOX_MAX:
+        raise FrontdeskError(
+            "invalid_value_format", f"item_count is 1 to {INBOX_MAX}, not {raw[:40]!r}"
+        )
+    return size
 
 
 async def inbox(call: Call, principal: UserPrincipal) -> Reply:
