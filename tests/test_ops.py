@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 async def test_healthz_and_readyz(client):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
@@ -48,3 +50,11 @@ async def test_docs_page_shows_the_document(client):
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "swagger-ui" in page.text and 'url: "/openapi.json"' in page.text
+    # what comes from elsewhere is one release, and the browser checks its bytes
+    tags = re.findall(r"<(?:script|link)\b[^>]*>", page.text)
+    external = [tag for tag in tags if "http" in tag]
+    assert len(external) == 2
+    for tag in external:
+        assert re.search(r'integrity="sha384-[A-Za-z0-9+/]{64}"', tag), tag
+        assert 'crossorigin="anonymous"' in tag
+        assert re.search(r"@\d+\.\d+\.\d+/", tag), tag

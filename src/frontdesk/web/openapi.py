@@ -96,13 +96,23 @@ def document(endpoints: Iterable[Endpoint], title: str, version: str) -> dict[st
     }
 
 
+#: Swagger UI from a CDN, pinned to one release and checked by the browser against the hashes
+#: of that release's npm package (sha384 of swagger-ui-dist 5.35.0's files): a CDN serving
+#: other bytes, or a moving "@5", cannot run its script on a page with the API document
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
+SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
+SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
+
+
 def docs_page(title: str) -> str:
-    """Swagger UI for /openapi.json (its scripts come from a CDN)."""
+    """Swagger UI for /openapi.json (its scripts come from a CDN, see SWAGGER_UI)."""
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title} API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css"
+ integrity="{SWAGGER_CSS_SRI}" crossorigin="anonymous">
 </head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js"
+ integrity="{SWAGGER_JS_SRI}" crossorigin="anonymous"></script>
 <script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
 <noscript>The API document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
 </body></html>"""
