@@ -14,6 +14,7 @@ from frontdesk.settings import Settings
 from frontdesk.storage import migrate
 from frontdesk.storage.blobs import BlobStore
 from frontdesk.storage.database import is_sqlite, open_database
+from frontdesk.web import access_log
 from frontdesk.web.http_protocol import HttpProtocol
 
 
@@ -112,6 +113,7 @@ def run_serve(args: argparse.Namespace) -> None:
         "loop": "uvloop",
         "http": HttpProtocol,  # httptools, a response's writes joined
         "access_log": args.access_log,
+        "log_config": access_log.log_config(),
         "log_level": settings.log_level.lower(),
         "timeout_graceful_shutdown": 10,
     }
