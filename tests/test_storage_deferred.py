@@ -173,3 +173,36 @@ async def test_a_lone_write_returns_its_rows_and_ends_the_unit(client):
 
     with pytest.raises(AssertionError, match="after the unit's deferred writes committed"):
         await db_of(client).write(writes_after)
+
+
+@pytest.mark.parametrize("checked_alone", [False, True])
+async def test_a_confirmed_task_closed_before_the_writes_is_a_lost_race(client, checked_alone):
+    """Tx.confirm: the writes that depend on a closed task fail whole, and the unit is told
+    to run again; the writes of the same batch that do not depend on it are undone too."""
+    from frontdesk.core.tasks import CLOSE, still_open
+    from frontdesk.storage.database import LostRace
+
+    db = db_of(client)
+    if db.dialect == "sqlite":
+        pytest.skip("a SQLite unit reads and writes in one transaction: its reads stand")
+
+    async def closed_task(tx: Tx) -> int:
+        row = await tx.one(INSERT_TASK_ROW, now=tx.now)
+        assert row is not None
+        await tx.run(CLOSE, id=row["id"], now=tx.now)
+        return int(row["id"])
+
+    task_id = await db.write(closed_task)
+
+    async def unit(tx: Tx) -> None:
+        tx.defer(INSERT_FORM, name="beside the comment", now=tx.now)
+        task = still_open(tx, task_id)
+        if checked_alone:
+            await tx.one(FORM_NAMED, name="nothing")  # (the check goes out before its writes)
+        add_comment_later(tx, NewComment(task, Formatted("into a closed task")))
+        await tx.flush(last=True)
+
+    with pytest.raises(LostRace):
+        await db.write(unit)
+    assert await rows(client, sa.select(tables.comments)) == []
+    assert await rows(client, FORM_NAMED.statement, name="beside the comment") == []

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from frontdesk.core import channels, messages, planfix_chat
 from frontdesk.core.calls import INSERT_CALL
 from frontdesk.core.clock import utcnow
 from frontdesk.storage import tables
@@ -15,12 +16,15 @@ from frontdesk.storage.sql import Query, Tx
 
 from factories import (
     channels_of,
+    close_task,
+    comments_of,
     db_of,
     make_connector,
     make_planfix,
     make_v4_agent,
     planfix_call,
     rows,
+    values_of,
 )
 
 INSERT_FORM = Query(sa.insert(tables.forms).values(name=sa.bindparam("name"), created_at=utcnow()))
@@ -182,3 +186,84 @@ async def test_simultaneous_closes_and_reopens_leave_the_task_as_its_last_action
         if ("close_date" in task) is not (last_action == "finished"):
             disagreeing.append(task_id)
     assert disagreeing == []
+
+
+def close_after_the_first_read(monkeypatch, client, module, name: str, task_of_read) -> list[int]:
+    """Make an agent close the routed task between the unit's routing read and its writes,
+    once (the unit runs on PostgreSQL with other units interleaved; SQLite lets none in)."""
+    if db_of(client).dialect == "sqlite":
+        pytest.skip("a SQLite unit reads and writes in one transaction: nothing comes between")
+    read = getattr(module, name)
+    closed: list[int] = []
+
+    async def read_then_close(*args, **kwargs):
+        found = await read(*args, **kwargs)
+        task_id = task_of_read(found)
+        if not closed and task_id is not None:
+            await close_task(client, task_id)  # (another connection: it commits at once)
+            closed.append(task_id)
+        return found
+
+    monkeypatch.setattr(module, name, read_then_close)
+    return closed
+
+
+async def test_a_message_into_a_task_closed_meanwhile_goes_to_a_new_task(client, monkeypatch):
+    connector = await make_connector(client)
+    body = {"account_id": connector.account_id, "channel_id": "chat-1", "message_text": "one"}
+    first = await client.post("/v1/getmessage", headers=connector.headers, json=body)
+    first_task = first.json()["tasks"][0]["task_id"]
+    closed = close_after_the_first_read(
+        monkeypatch, client, messages, "find_conversation", lambda c: c.latest["task_id"]
+    )
+    mapped = {**body, "message_text": "two", "mappings": [{"code": "Subject", "value": "late"}]}
+    second = await client.post("/v1/getmessage", headers=connector.headers, json=mapped)
+    assert second.status_code == 200, second.text
+    assert closed == [first_task]
+    landed = second.json()["tasks"][0]
+    assert landed["is_new_task"] is True and landed["task_id"] != first_task
+    assert [c["text"] for c in await comments_of(client, first_task)] == ["one"]
+    assert [c["text"] for c in await comments_of(client, landed["task_id"])] == ["two"]
+    assert "late" not in (await values_of(client, first_task)).values()
+
+
+async def test_a_planfix_message_into_a_task_closed_meanwhile_goes_to_a_new_task(
+    client, monkeypatch
+):
+    provider = await make_planfix(client)
+    body = {
+        "cmd": "newMessage",
+        "providerId": provider.provider_id,
+        "chatId": "chat-1",
+        "planfix_token": provider.planfix_token,
+        "message": "one",
+    }
+    first_task = (await planfix_call(client, body)).json()["number"]
+    closed = close_after_the_first_read(
+        monkeypatch, client, planfix_chat, "_chat", lambda chat: chat["task_id"]
+    )
+    second = await planfix_call(client, {**body, "message": "two"})
+    assert second.status_code == 200, second.text
+    assert closed == [first_task] and second.json()["number"] != first_task
+    assert [c["text"] for c in await comments_of(client, first_task)] == ["one"]
+
+
+async def test_a_callers_call_into_a_task_closed_meanwhile_goes_to_a_new_task(client, monkeypatch):
+    connector = await make_connector(client)
+    body = {"account_id": connector.account_id, "from_number": "+100", "to_number": "+200"}
+    first = await client.post("/v1/call", headers=connector.headers, json=body)
+    first_task = first.json()["tasks"][0]["task_id"]
+    closed = close_after_the_first_read(
+        monkeypatch, client, channels, "_latest", lambda row: row and row["task_id"]
+    )
+    second = await client.post("/v1/call", headers=connector.headers, json=body)
+    assert second.status_code == 200, second.text
+    assert closed == [first_task]
+    landed = second.json()["tasks"][0]
+    assert landed["task_id"] != first_task and landed["is_new_task"] is True
+    assert len(await comments_of(client, first_task)) == 1
+    assert (
+        await rows(
+            client, sa.select(tables.tasks.c.closed_at).where(tables.tasks.c.id == first_task)
+        )
+    )[0]["closed_at"] is not None

@@ -131,10 +131,13 @@ async def _existing(tx: Tx, account: Account, latest: Row | None) -> Routed | No
     """The channel's task if the account's routing reuses it (reopening it if need be)."""
     if latest is None:
         return None
-    if latest["closed_at"] is not None:
-        if account.routing != "reopen_closed":
-            return None
+    task_id: int | Deferred = latest["task_id"]
+    if latest["closed_at"] is None:
+        task_id = task_store.still_open(tx, latest["task_id"])
+    elif account.routing == "reopen_closed":
         await task_store.reopen(tx, latest["task_id"])
+    else:
+        return None
     responsible = None
     if latest["responsible_id"] is not None:
         responsible = Person(
@@ -143,7 +146,7 @@ async def _existing(tx: Tx, account: Account, latest: Row | None) -> Routed | No
             latest["last_name"],
             latest["work_phone"],
         )
-    return Routed(latest["task_id"], latest["id"], False, responsible)
+    return Routed(task_id, latest["id"], False, responsible)
 
 
 async def _latest(tx: Tx, account: Account, kind: str, key: str) -> Row | None:

@@ -159,10 +159,11 @@ async def _reused(tx: Tx, routing: str, latest: Row | None) -> _Routed | None:
     """The chat's task if the routing keeps using it (reopening it if need be)."""
     if latest is None or latest["channel_id"] is None:
         return None
-    if latest["closed_at"] is not None:
-        if routing != "reopen_closed":
-            return None
-        await task_store.reopen(tx, latest["task_id"])
+    if latest["closed_at"] is None:
+        return _Routed(task_store.still_open(tx, latest["task_id"]), latest["channel_id"], False)
+    if routing != "reopen_closed":
+        return None
+    await task_store.reopen(tx, latest["task_id"])
     return _Routed(latest["task_id"], latest["channel_id"], False)
 
 
@@ -262,24 +263,34 @@ def _kept_attachments(message: PlanfixMessage, warnings: list[str]) -> Sequence[
     return kept
 
 
-async def _comment(tx: Tx, chat: Row, message: PlanfixMessage, routed: _Routed) -> Deferred:
-    if message.is_echo:
-        author_id = await _echo_author(tx, chat, message.user_email)
-        # an echo by nobody we know still says who wrote it
-        sender = message.user_email if author_id is None else None
-        direction = OUTBOUND
-    else:
-        author_id, direction = None, INBOUND
-        sender = message.contact.display_name if message.contact else None
+@dataclass(slots=True)  # made per request (docs/decisions.md)
+class _Writer:
+    """Who a message's comment is from: the customer, or (an echo) an agent."""
+
+    direction: str
+    author_id: int | None = None
+    sender_name: str | None = None
+
+
+async def _writer(tx: Tx, chat: Row, message: PlanfixMessage) -> _Writer:
+    if not message.is_echo:
+        contact = message.contact
+        return _Writer(INBOUND, sender_name=contact.display_name if contact else None)
+    author_id = await _echo_author(tx, chat, message.user_email)
+    # an echo by nobody we know still says who wrote it
+    return _Writer(OUTBOUND, author_id, message.user_email if author_id is None else None)
+
+
+def _comment(tx: Tx, message: PlanfixMessage, routed: _Routed, writer: _Writer) -> Deferred:
     return add_comment_later(
         tx,
         NewComment(
             routed.task_id,
             Formatted(message.text),
-            direction=direction,
+            direction=writer.direction,
             channel_id=routed.channel_id,
-            author_id=author_id,
-            sender_name=sender,
+            author_id=writer.author_id,
+            sender_name=writer.sender_name,
             message_type=message.channel,
         ),
     )
@@ -306,12 +317,15 @@ async def receive_message(tx: Tx, message: PlanfixMessage) -> Received:
         await tx.run(SET_BASE_URL, id=chat["integration_id"], base_url=message.base_url)
     warnings: list[str] = []
     attachments = _kept_attachments(message, warnings)
-    routed = await _route(tx, chat, message, contact_ref)
+    values: dict[int, str] = {}
     if message.data:
-        form = await load_form(tx, chat["form_id"])
-        values = _data_values(form, message.data, warnings)
-        task_store.set_values_later(tx, routed.task_id, values)
-    comment = await _comment(tx, chat, message, routed)
+        values = _data_values(await load_form(tx, chat["form_id"]), message.data, warnings)
+    writer = await _writer(tx, chat, message)
+    # read before routing: the check that a reused task is still open goes out with the
+    # writes (Tx.confirm), in one statement on PostgreSQL
+    routed = await _route(tx, chat, message, contact_ref)
+    task_store.set_values_later(tx, routed.task_id, values)
+    comment = _comment(tx, message, routed, writer)
     if attachments:
         await tx.flush()
         await attachment_fetches.enqueue(tx, comment.value, attachments)

@@ -95,6 +95,12 @@ class PostgresTx:
         self._pending.append(deferred)
         return deferred
 
+    def confirm(self, query: Query, _value: Any, /, **params: Any) -> Deferred:
+        assert not self._sealed, "a check after the unit's deferred writes committed"
+        check = Deferred(query, params, False, confirms=True)
+        self._pending.append(check)
+        return check
+
     async def flush(self, *, last: bool = False) -> None:
         if not self._pending:
             return
@@ -113,7 +119,15 @@ class PostgresTx:
             if any(step.claim for step in steps):
                 raise LostRace(str(exc)) from exc
             raise
+        except asyncpg.NotNullViolationError as exc:
+            # a confirmed value gone: the writes that took it as their key got NULL
+            if any(step.confirms for step in steps):
+                raise LostRace(f"what the unit read changed before its writes: {exc}") from exc
+            raise
         pg_batch.resolve(found, steps, values)
+        if any(step.confirms and step.row is None for step in steps):
+            # (checked alone, before the writes that depend on it were deferred)
+            raise LostRace("what the unit read changed before its writes")
 
     async def lock(self, *key: object) -> bool:
         # (outside a transaction the lock would be released as soon as it is taken)

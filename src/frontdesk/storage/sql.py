@@ -186,12 +186,16 @@ class Deferred:
     one returns (an inserted row's id). What it returned is readable after `Tx.flush`.
     """
 
-    __slots__ = ("_row", "claim", "done", "params", "query")
+    __slots__ = ("_row", "claim", "confirms", "done", "params", "query")
 
-    def __init__(self, query: Query, params: dict[str, Any], claim: bool) -> None:
+    def __init__(
+        self, query: Query, params: dict[str, Any], claim: bool, *, confirms: bool = False
+    ) -> None:
         self.query = query
         self.params = params
         self.claim = claim
+        #: a read the writes after it depend on (`Tx.confirm`): finding no row is a lost race
+        self.confirms = confirms
         self._row: Row | None = None
         self.done = False
 
@@ -264,6 +268,22 @@ class Tx(Protocol):
         only writes. Kept writes run in one statement, so they must not touch the same rows.
         `claim`: the write takes a unique key; finding it taken means a concurrent writer
         won, and the unit runs again (LostRace).
+        """
+        ...
+
+    def confirm(self, query: Query, value: T, /, **params: Any) -> T | Deferred:
+        """`value` as the unit read it, for its deferred writes, on condition that `query`
+        (which returns `value` as its first column) still finds it when they run.
+
+        On PostgreSQL a unit reads before it writes, outside a transaction (or in READ
+        COMMITTED), so what it read may have changed before its writes ran: a customer's
+        message routed to an open task that an agent closed meanwhile. The check is deferred
+        like a write and goes out in the writes' statement, which reads and writes at one
+        moment (its snapshot): if it finds nothing, the writes that take its value get NULL
+        and fail (so one of them must put it in a NOT NULL column), and the unit runs again
+        (LostRace), to decide anew. Send it with them: a statement of the unit in between
+        sends it alone, which still refuses what changed before, not after. On SQLite a
+        writing unit reads and writes in one transaction that no one else writes in.
         """
         ...
 

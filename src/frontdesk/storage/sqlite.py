@@ -145,6 +145,10 @@ class SqliteTx:
             raise
         return deferred
 
+    def confirm(self, _query: Query, value: T, /, **_params: Any) -> T:
+        """What the unit read stands: it runs inside the batch's BEGIN IMMEDIATE, alone."""
+        return value
+
     async def flush(self, *, last: bool = False) -> None:
         """Nothing kept: `defer` ran every write already."""
 
