@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from frontdesk.core import channels, messages, planfix_chat
+from frontdesk.core import calls, channels, messages, planfix_chat, tasks
 from frontdesk.core.calls import INSERT_CALL
 from frontdesk.core.clock import utcnow
 from frontdesk.storage import tables
@@ -19,6 +19,7 @@ from factories import (
     close_task,
     comments_of,
     db_of,
+    make_agent,
     make_connector,
     make_planfix,
     make_v4_agent,
@@ -263,3 +264,53 @@ async def test_a_planfix_message_into_a_task_closed_meanwhile_goes_to_a_new_task
     assert second.status_code == 200, second.text
     assert closed == [first_task] and second.json()["number"] != first_task
     assert [c["text"] for c in await comments_of(client, first_task)] == ["one"]
+
+
+async def test_a_repeated_report_finding_the_call_handed_over_meanwhile_notes_nothing(
+    client, monkeypatch
+):
+    """Two reports of a call with the same new operator at once both read the task in other
+    hands; the one whose hand-over comes second writes no second "took the call" note."""
+    connector = await make_connector(client)
+    operator = await make_agent(client, work_phone="200")
+    body = {
+        "account_id": connector.account_id,
+        "external_id": "x",
+        "from_number": "+1",
+        "to_number": "+2",
+    }
+    first = await client.post("/v1/call", headers=connector.headers, json=body)
+    task_id = first.json()["tasks"][0]["task_id"]
+    read = calls.call_context
+
+    async def read_then_hand_over(*args, **kwargs):
+        context = await read(*args, **kwargs)
+        if db_of(client).dialect == "postgresql" and context.reported_before is not None:
+            await db_of(client).write(tasks.set_responsible, task_id, operator.user_id)
+        return context
+
+    monkeypatch.setattr(calls, "call_context", read_then_hand_over)
+    if db_of(client).dialect == "sqlite":
+        pytest.skip("a SQLite unit reads and writes in one transaction: nothing comes between")
+    repeat = body | {"internal_number": "200"}
+    answer = await client.post("/v1/call", headers=connector.headers, json=repeat)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["tasks"][0]["responsible_person"]["user_id"] == operator.user_id
+    notes = [c["text"] for c in await comments_of(client, task_id) if c["direction"] == "internal"]
+    assert notes == []
+
+
+async def test_simultaneous_repeats_with_a_new_operator_note_the_hand_over_once(client):
+    connector = await make_connector(client)
+    await make_agent(client, work_phone="200")
+    body = {"account_id": connector.account_id, "external_id": "x", "from_number": "+1"}
+    body["to_number"] = "+2"
+    first = await client.post("/v1/call", headers=connector.headers, json=body)
+    task_id = first.json()["tasks"][0]["task_id"]
+    repeat = body | {"internal_number": "200"}
+    answers = await asyncio.gather(
+        *(client.post("/v1/call", headers=connector.headers, json=repeat) for _ in range(8))
+    )
+    assert [a.status_code for a in answers] == [200] * 8
+    notes = [c for c in await comments_of(client, task_id) if c["direction"] == "internal"]
+    assert len(notes) == 1

@@ -193,13 +193,19 @@ def _hand_to_operator(
         return operator
     if landing.responsible is not None and landing.responsible.user_id == operator.user_id:
         return operator
-    tx.defer(task_store.SET_RESPONSIBLE, id=landing.task_id, user_id=operator.user_id)
-    if landing.is_repeat:
-        note = (
-            f"{operator.first_name} {operator.last_name} is responsible: "
-            f"took the call on internal number {internal_number}"
-        )
-        add_comment_later(tx, NewComment(landing.task_id, Formatted(note), direction=INTERNAL))
+    if not landing.is_repeat:
+        tx.defer(task_store.SET_RESPONSIBLE, id=landing.task_id, user_id=operator.user_id)
+        return operator
+    # Two reports of the call at once both read the task in other hands: the one whose
+    # hand-over finds it already handed runs again and writes no second note (PostgreSQL)
+    handed = tx.defer(
+        task_store.HAND_OVER, confirms=True, id=landing.task_id, user_id=operator.user_id
+    )
+    note = (
+        f"{operator.first_name} {operator.last_name} is responsible: "
+        f"took the call on internal number {internal_number}"
+    )
+    add_comment_later(tx, NewComment(handed, Formatted(note), direction=INTERNAL))
     return operator
 
 

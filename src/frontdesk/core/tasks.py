@@ -59,6 +59,16 @@ CLOSE = Query(
 SET_RESPONSIBLE = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(responsible_id=p("user_id"))
 )
+#: SET_RESPONSIBLE when someone else is responsible; the task's id if it changed hands
+HAND_OVER = Query(
+    sa.update(tasks)
+    .where(
+        tasks.c.id == p("id"),
+        tasks.c.responsible_id.is_distinct_from(p("user_id")),
+    )
+    .values(responsible_id=p("user_id"))
+    .returning(tasks.c.id)
+)
 #: by count: the statement that sets that many values of one task (made once each)
 _UPSERT_VALUES: dict[int, Query] = {}
 

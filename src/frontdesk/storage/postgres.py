@@ -89,9 +89,11 @@ class PostgresTx:
             compiled = query.compiled("postgresql")
             await self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
 
-    def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
+    def defer(
+        self, query: Query, /, *, claim: bool = False, confirms: bool = False, **params: Any
+    ) -> Deferred:
         assert not self._sealed, "a write after the unit's deferred writes committed"
-        deferred = Deferred(query, params, claim)
+        deferred = Deferred(query, params, claim, confirms=confirms)
         self._pending.append(deferred)
         return deferred
 

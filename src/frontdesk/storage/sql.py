@@ -259,7 +259,9 @@ class Tx(Protocol):
         """Execute once per row of parameters, in one round trip where the driver can."""
         ...
 
-    def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
+    def defer(
+        self, query: Query, /, *, claim: bool = False, confirms: bool = False, **params: Any
+    ) -> Deferred:
         """A write whose result the unit does not need before its end.
 
         SQLite runs it at once. PostgreSQL keeps it until the unit's next statement or
@@ -268,6 +270,9 @@ class Tx(Protocol):
         only writes. Kept writes run in one statement, so they must not touch the same rows.
         `claim`: the write takes a unique key; finding it taken means a concurrent writer
         won, and the unit runs again (LostRace).
+        `confirms`: an UPDATE … RETURNING whose WHERE restates what the unit read; matching
+        no row means a concurrent writer changed it first, and the unit runs again. As with
+        `confirm`, a later write must put its value in a NOT NULL column.
         """
         ...
 

@@ -130,7 +130,9 @@ class SqliteTx:
             compiled = query.compiled("sqlite")
             self._conn.executemany(compiled.sql, [compiled.args(row) for row in rows])
 
-    def defer(self, query: Query, /, *, claim: bool = False, **params: Any) -> Deferred:
+    def defer(
+        self, query: Query, /, *, claim: bool = False, confirms: bool = False, **params: Any
+    ) -> Deferred:
         """Run at once: SQLite has no round trips to save."""
         compiled = query.compiled("sqlite")
         for name, value in params.items():  # (the values of this call's own dict)
@@ -143,6 +145,8 @@ class SqliteTx:
             if claim and "UNIQUE" in str(exc):
                 raise LostRace(str(exc)) from exc
             raise
+        if confirms and deferred.row is None:  # (the unit read in this transaction: a bug)
+            raise LostRace(f"{compiled.sql!r} matched no row")
         return deferred
 
     def confirm(self, _query: Query, value: T, /, **_params: Any) -> T:
