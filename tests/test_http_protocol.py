@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -171,3 +172,83 @@ def test_serve_runs_uvicorn_with_that_protocol(
     args = argparse.Namespace(host="127.0.0.1", port=8000, workers=1, demo=False, access_log=False)
     server.run_serve(args)
     assert ran["http"] is HttpProtocol
+
+
+class Quick(HttpProtocol):
+    """The deadlines of `serve`, short enough for a test."""
+
+    HEAD_SECONDS = 0.3
+    BODY_IDLE_SECONDS = 0.3
+
+
+@pytest.fixture
+async def quick_server(settings: Settings) -> AsyncIterator[tuple[str, int]]:
+    """The real app under uvicorn with the Quick protocol, in this test's loop."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        create_app(settings), http=Quick, log_level="warning", timeout_graceful_shutdown=1
+    )
+    serving = uvicorn.Server(config)
+    task = asyncio.create_task(serving.serve(sockets=[listener]))
+    try:
+        while not serving.started:
+            await asyncio.sleep(0.01)
+        yield listener.getsockname()
+    finally:
+        serving.should_exit = True
+        await task
+        listener.close()
+
+
+async def _until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sends until it closes the connection (3 s at the most)."""
+    return await asyncio.wait_for(reader.read(), timeout=3)
+
+
+async def test_a_request_head_that_stops_coming_is_answered_408_and_closed(quick_server):
+    reader, writer = await asyncio.open_connection(*quick_server)
+    writer.write(b"POST /v1/getmessage HTTP/1.1\r\nHost: x\r\n")  # (the head never ends)
+    answer = await _until_closed(reader)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body)["error_code"] == "request_timeout"
+
+
+async def test_a_connection_that_sends_nothing_is_closed_without_a_word(quick_server):
+    reader, writer = await asyncio.open_connection(*quick_server)
+    assert await _until_closed(reader) == b""
+    writer.close()
+
+
+async def test_a_body_that_stops_coming_closes_the_connection(quick_server):
+    reader, writer = await asyncio.open_connection(*quick_server)
+    head = b"POST /v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    writer.write(head + b"Content-Length: 1000\r\n\r\n{")
+    assert await _until_closed(reader) == b""  # (the app had the request: no answer of ours)
+    writer.close()
+
+
+async def test_a_slow_body_that_keeps_coming_is_served(quick_server):
+    """Each pause is shorter than the limit, the whole body takes longer than it."""
+    reader, writer = await asyncio.open_connection(*quick_server)
+    body = json.dumps({"client_id": "nobody", "secret": "wrong"}).encode()
+    head = b"POST /v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body))
+    for start in range(0, len(body), 6):
+        writer.write(body[start : start + 6])
+        await asyncio.sleep(0.1)
+    answer = await asyncio.wait_for(reader.readuntil(b"}"), timeout=3)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert b'"authorization_error"' in answer
+
+
+async def test_a_request_that_is_not_http_gets_a_json_error(quick_server):
+    reader, writer = await asyncio.open_connection(*quick_server)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad\x00Header: 1\r\n\r\n")
+    answer = await _until_closed(reader)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error_code"] == "invalid_request"
