@@ -315,6 +315,34 @@ async def test_php_indexed_and_parallel_attachments(client):
     ]
 
 
+async def test_the_same_index_in_two_spellings_is_two_files(client):
+    await make_planfix(client)
+    pairs = [
+        *message().items(),
+        ("attachments[0][name]", "x.jpg"),
+        ("attachments[0][url]", "https://files.example/x.jpg"),
+        ("attachments[name][0]", "z.jpg"),
+        ("attachments[url][0]", "https://files.example/z.jpg"),
+    ]
+    assert await attached(client, pairs) == [
+        ("x.jpg", "https://files.example/x.jpg"),
+        ("z.jpg", "https://files.example/z.jpg"),
+    ]
+
+
+async def test_an_attachment_field_given_twice_is_refused_not_half_kept(client):
+    await make_planfix(client)
+    pairs = [
+        *message().items(),
+        ("attachments[0][url]", "https://files.example/one"),
+        ("attachments[0][url]", "https://files.example/two"),
+    ]
+    response = await planfix_call(client, pairs)
+    assert response.status_code == 400
+    assert "attachments[0][url]" in response.json()["detail"]
+    assert await tasks_of(client) == []
+
+
 @pytest.mark.parametrize(
     "key", ["attachments", "attachments[link]", "attachments[0][link]", "attachments[url][x]"]
 )

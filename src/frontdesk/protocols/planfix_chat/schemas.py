@@ -181,25 +181,39 @@ def _remote_file(name: str, url: str) -> RemoteFile:
     return RemoteFile(clean_filename(name) if name.strip() else _name_from(url), url)
 
 
+def _set_once(entries: dict[int, dict[str, str]], key: str, at: int, part: str, value: str) -> None:
+    entry = entries.setdefault(at, {})
+    if part in entry:  # (which of the two was meant? neither is dropped without a word)
+        raise invalid_parameters(f"{key[:60]!r} is given twice")
+    entry[part] = value
+
+
 def attachments(pairs: Sequence[tuple[str, str]]) -> list[RemoteFile]:
-    """Every attachment the fields name, in order: indexed ones by index, then paired ones."""
+    """Every attachment the fields name, in order: indexed ones by index, then those of
+    parallel lists by index, then paired ones (the three spellings are kept apart: the same
+    number in two of them is two files)."""
     listed: dict[str, list[str]] = {"name": [], "url": []}
     indexed: dict[int, dict[str, str]] = {}
+    parallel: dict[int, dict[str, str]] = {}
     for key, value in pairs:
         if key != "attachments" and not key.startswith("attachments["):
             continue
         if found := _PAIRED.fullmatch(key):
             listed[found[1].lower()].append(value)
         elif found := _INDEXED.fullmatch(key):
-            indexed.setdefault(int(found[1]), {})[found[2].lower()] = value
+            _set_once(indexed, key, int(found[1]), found[2].lower(), value)
         elif found := _PARALLEL.fullmatch(key):
-            indexed.setdefault(int(found[2]), {})[found[1].lower()] = value
+            _set_once(parallel, key, int(found[2]), found[1].lower(), value)
         elif _URL.match(value):
             raise invalid_parameters(
                 f"{key[:60]!r} is not an attachment field: "
                 "send attachments[name] and attachments[url]"
             )
-    named = [(parts.get("name", ""), parts.get("url", "")) for _, parts in sorted(indexed.items())]
+    named = [
+        (parts.get("name", ""), parts.get("url", ""))
+        for entries in (indexed, parallel)
+        for _, parts in sorted(entries.items())
+    ]
     named += list(zip_longest(listed["name"], listed["url"], fillvalue=""))
     named = [(name, url) for name, url in named if name.strip() or url.strip()]  # placeholders
     if any(not url.strip() for _, url in named):
