@@ -231,6 +231,14 @@ async def test_data_fields_fill_the_task_fields_by_name(client):
     assert "data_unknown" in warnings[0] and "data_CallDuration" in warnings[1]
 
 
+async def test_empty_data_fields_fill_nothing_and_keep_what_is_there(client):
+    await make_planfix(client, fields=DATA_FIELDS)
+    task_id = (await sent(client, message(data_utm_source="google")))["number"]
+    answer = await sent(client, message(data_utm_source="", data_Visits=" ", text="again"))
+    assert answer["number"] == task_id and "warnings" not in answer
+    assert await values_of(client, task_id) == {"utm_source": "google"}
+
+
 async def test_a_warning_shows_a_long_value_clipped(client):
     await make_planfix(client)
     answer = await sent(

@@ -289,6 +289,24 @@ async def test_mappings_fill_values_and_unknown_codes_warn(client):
     assert (await values_of(client, task_id))["SenderName"] == "Paul J."
 
 
+async def test_empty_mapping_values_fill_nothing_and_keep_what_is_there(client):
+    """An empty, blank or null value is a template's empty place, for every field type: no
+    warning, and the value an earlier message gave stays (it was stored as "" and shown)."""
+    connector = await make_connector(client)
+    first = await send(client, connector, mappings=[{"code": "SenderName", "value": "Paul"}])
+    task_id, _ = await landed(first)
+    empties = [
+        {"code": "SenderName", "value": ""},
+        {"code": "Subject", "value": "   "},
+        {"code": "CallDuration", "value": None},
+        {"code": "Rating", "value": ""},
+    ]
+    second = await send(client, connector, mappings=empties)
+    assert (await landed(second))[0] == task_id
+    assert "error_code" not in second.json()
+    assert await values_of(client, task_id) == {"SenderName": "Paul", "MessageType": "Telegram"}
+
+
 async def test_message_text_html_is_sanitised_with_plain_text_beside(client):
     connector = await make_connector(client)
     response = await send(

@@ -145,7 +145,11 @@ class MappedValues:
 
 
 def map_values(form: Form, mappings: Iterable[tuple[str, str]]) -> MappedValues:
-    """Check each (code, value) against the form; unknown codes and bad values are ignored."""
+    """Check each (code, value) against the form; unknown codes and bad values are ignored.
+
+    An empty value (or null, or blanks) fills nothing, whatever the field's type: it is a
+    connector's template with nothing in that place, not an order to clear what is there
+    (docs/decisions.md)."""
     result = MappedValues()
     unknown: list[str] = []
     rejected: list[str] = []
@@ -153,6 +157,8 @@ def map_values(form: Form, mappings: Iterable[tuple[str, str]]) -> MappedValues:
         target = form.fields.get(code)
         if target is None:
             unknown.append(code)
+            continue
+        if not value or value.isspace():
             continue
         normalized = normalize(target.type, value, target.choices)
         if normalized is None:

@@ -232,6 +232,8 @@ def _data_values(
         if target is None:
             warnings.append(f"data_{clip(name, 60)}: the form has no such field; ignored")
             continue
+        if not value or value.isspace():  # (nothing to fill, as in core.forms.map_values)
+            continue
         field_id, field_type, choices = target
         normalized = normalize(field_type, value, choices)
         if normalized is None:
