@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
@@ -314,3 +315,43 @@ async def test_simultaneous_repeats_with_a_new_operator_note_the_hand_over_once(
     assert [a.status_code for a in answers] == [200] * 8
     notes = [c for c in await comments_of(client, task_id) if c["direction"] == "internal"]
     assert len(notes) == 1
+
+
+async def test_a_message_waits_for_a_close_being_written_and_goes_to_a_new_task(client):
+    """The close's transaction holds the task when the message's statement starts: the
+    message waits for it, sees the task closed, and is routed anew (without the lock, its
+    statement saw the task open and wrote into it once the close had committed)."""
+    db = db_of(client)
+    if db.dialect == "sqlite":
+        pytest.skip("a SQLite unit reads and writes in one transaction: nothing comes between")
+    connector = await make_connector(client)
+    body = {"account_id": connector.account_id, "channel_id": "chat-1", "message_text": "one"}
+    first = await client.post("/v1/getmessage", headers=connector.headers, json=body)
+    first_task = first.json()["tasks"][0]["task_id"]
+    closer = await asyncpg.connect(db.dsn)
+    try:
+        closing = closer.transaction()
+        await closing.start()
+        await closer.execute("UPDATE tasks SET closed_at = now() WHERE id = $1", first_task)
+        sending = asyncio.create_task(
+            client.post(
+                "/v1/getmessage", headers=connector.headers, json=body | {"message_text": "two"}
+            )
+        )
+        await _until_a_statement_waits_for_a_lock(closer)
+        await closing.commit()
+        second = await asyncio.wait_for(sending, timeout=10)
+    finally:
+        await closer.close()
+    assert second.status_code == 200, second.text
+    assert second.json()["tasks"][0]["task_id"] != first_task
+    assert [c["text"] for c in await comments_of(client, first_task)] == ["one"]
+
+
+async def _until_a_statement_waits_for_a_lock(conn) -> None:
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    for _ in range(500):
+        if await conn.fetchval(waiting + " AND datname = current_database()"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no statement came to wait for the close")

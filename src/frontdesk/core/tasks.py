@@ -47,9 +47,15 @@ TASK_BY_ID = Query(
         tasks.c.closed_at,
     ).where(tasks.c.id == p("id"))
 )
-#: a task if it is open (no lock: it goes out in the statement of the writes that depend on
-#: it; FOR SHARE cost a message into an existing chat 3% more on PostgreSQL)
-OPEN_TASK = Query(sa.select(tasks.c.id).where(tasks.c.id == p("id"), tasks.c.closed_at.is_(None)))
+#: a task if it is open, locked as an UPDATE locks it: a close still being written is waited
+#: for and then seen (without a lock the statement saw the task open, and its comment's
+#: trigger waited for the close and wrote into the closed task); not FOR SHARE, which two
+#: messages both held while their triggers each waited for the other's (deadlocks)
+OPEN_TASK = Query(
+    sa.select(tasks.c.id)
+    .where(tasks.c.id == p("id"), tasks.c.closed_at.is_(None))
+    .with_for_update(key_share=True)  # (PostgreSQL: FOR NO KEY UPDATE)
+)
 REOPEN = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(closed_at=None, updated_at=p("now"))
 )
