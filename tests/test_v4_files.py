@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
-from frontdesk.core import access, files, forms, users
+from frontdesk.core import access, extensions, files, forms, users
 from frontdesk.core.comments import Formatted, NewComment, add_comment
 from frontdesk.core.maintenance import sweep
 from frontdesk.core.tasks import create_task
@@ -222,6 +222,38 @@ async def test_every_route_refuses_bad_tokens(client, settings, method, path, to
     assert response.status_code == 401, response.text
     assert response.json()["error_code"] == code
     assert stored_files(settings) == before
+
+
+@pytest.mark.parametrize("api", ["v1", "v4"])
+async def test_a_token_revoked_while_the_body_comes_in_gets_no_file(client, settings, api):
+    """The token is checked before the body and again in the unit that records the file:
+    a rotation in between refuses the file and leaves no bytes behind."""
+    if api == "v1":
+        connector = await make_connector(client)
+        headers, path = connector.headers, "/v1/files/upload"
+        rotate = (extensions.rotate_secret, connector.extension_id)
+    else:
+        agent = await make_v4_agent(client)
+        headers, path = agent.headers, "/v4/files/upload"
+        rotate = (users.rotate_security_key, agent.user_id)
+    boundary = "rotation-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\n'
+    ).encode()
+
+    async def body():
+        yield head + b"first half "
+        await db_of(client).write(*rotate)  # the rotation commits mid-body
+        yield b"second half" + f"\r\n--{boundary}--\r\n".encode()
+
+    content_type = f"multipart/form-data; boundary={boundary}"
+    response = await client.post(
+        path, headers={**headers, "Content-Type": content_type}, content=body()
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error_code"] == "revoked_token"
+    assert await rows(client, sa.select(tables.files.c.guid)) == []
+    assert stored_files(settings) == []
 
 
 async def test_extension_tokens_are_not_user_tokens(client):

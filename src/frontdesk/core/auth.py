@@ -203,6 +203,14 @@ async def ensure_current_user(tx: Tx, principal: UserPrincipal) -> None:
     check_user_generation(principal, None if row is None else row["key_generation"])
 
 
+async def ensure_token_current(tx: Tx, principal: ExtensionPrincipal | UserPrincipal) -> None:
+    """Either kind of token was not revoked (for work that names no account)."""
+    if isinstance(principal, ExtensionPrincipal):
+        await ensure_current(tx, principal)
+    else:
+        await ensure_current_user(tx, principal)
+
+
 def check_user_generation(principal: UserPrincipal, current_generation: int | None) -> None:
     """Refuse a token of a deleted user (None) or issued before the key was last changed."""
     if current_generation is None:

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam as p
 
 from frontdesk.core import access
 from frontdesk.core import tasks as task_store
-from frontdesk.core.auth import UserPrincipal
+from frontdesk.core.auth import UserPrincipal, ensure_token_current
 from frontdesk.core.call_context import call_context
 from frontdesk.core.channels import Routed, new_conversation, route
 from frontdesk.core.comments import INTERNAL, Formatted, NewComment, add_comment, add_comment_later
@@ -29,7 +29,6 @@ from frontdesk.core.intake import (
     Principal,
     account_of,
     check_user_may_use,
-    ensure_caller_current,
     extension_scope,
     open_to_extension,
     uploader_id,
@@ -397,7 +396,7 @@ async def attach_call_record(
     if record.account_id is not None:
         account = await account_of(tx, principal, record.account_id)
     else:
-        await ensure_caller_current(tx, principal)
+        await ensure_token_current(tx, principal)
     call = await _find_call(tx, principal, account, record, unknown_task_code)
     if account is None:
         account = ensure_enabled(await account_by_ref(tx, int(call["account_ref"])))

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import access
+from frontdesk.core.auth import ExtensionPrincipal, UserPrincipal, ensure_token_current
 from frontdesk.core.clock import utcnow
 from frontdesk.errors import NotFound
 from frontdesk.storage.blobs import BlobStore, StoredBlob
@@ -146,7 +147,12 @@ async def register_file(
     content_type: str,
     extension_id: int | None = None,
     user_id: int | None = None,
+    token: ExtensionPrincipal | UserPrincipal | None = None,
 ) -> int:
+    """A received file's row; `token`, the uploader's, must still be current: a rotation
+    committed while the body was coming in refuses the file (its bytes are deleted)."""
+    if token is not None:
+        await ensure_token_current(tx, token)
     row = await tx.one(
         INSERT_FILE,
         guid=guid,
@@ -171,6 +177,7 @@ async def keep_upload(
     *,
     extension_id: int | None = None,
     user_id: int | None = None,
+    token: ExtensionPrincipal | UserPrincipal | None = None,
 ) -> int:
     """Record a received blob as its uploader's file; bytes that no row records are deleted."""
     try:
@@ -183,6 +190,7 @@ async def keep_upload(
             content_type=content_type,
             extension_id=extension_id,
             user_id=user_id,
+            token=token,
         )
     except Exception:  # not on cancellation: the unit may still commit (storage.sqlite)
         blobs.delete(blob.key)

@@ -7,7 +7,8 @@ differs is only which accounts the caller may name, and which uploads it may att
     user       an account of any extension, by account_id (`extensions.account_named_for`),
                whose form the user may see (core.access), and the files the user uploaded
                or the account's extension did
-Both have their token's revocation checked inside the unit of work that does the work.
+Both have their token's revocation checked inside the unit of work that does the work
+(`auth.ensure_token_current` where no account is named).
 """
 
 from __future__ import annotations
@@ -19,12 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam as p
 
 from frontdesk.core import access, files
-from frontdesk.core.auth import (
-    ExtensionPrincipal,
-    UserPrincipal,
-    ensure_current,
-    ensure_current_user,
-)
+from frontdesk.core.auth import ExtensionPrincipal, UserPrincipal
 from frontdesk.core.extensions import Account, account_by_ref, account_named_for, active_account
 from frontdesk.core.forms import Form, load_form
 from frontdesk.core.tasks import TaskRef
@@ -85,14 +81,6 @@ async def check_user_may_use(tx: Tx, principal: Principal, account: Account) -> 
     access rules: access_denied_form); an extension reaches all of its own accounts."""
     if isinstance(principal, UserPrincipal):
         await access.check_form(tx, principal.user_id, account.form_id)
-
-
-async def ensure_caller_current(tx: Tx, principal: Principal) -> None:
-    """The token was not revoked (for work that names no account)."""
-    if isinstance(principal, ExtensionPrincipal):
-        await ensure_current(tx, principal)
-    else:
-        await ensure_current_user(tx, principal)
 
 
 def extension_scope(principal: Principal) -> int | None:

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 import multipart
 
 from frontdesk.core import files
+from frontdesk.core.auth import ExtensionPrincipal, UserPrincipal
 from frontdesk.errors import FrontdeskError, TooLarge
 from frontdesk.storage.blobs import BlobStore, BlobWriter, StoredBlob
 from frontdesk.web.endpoints import Call, Reply
@@ -172,12 +173,10 @@ def refuse_declared_oversize(content_length: str, cap: int) -> None:
         raise TooLarge(f"The file is larger than the {cap} byte limit")
 
 
-async def store_upload(
-    call: Call, *, extension_id: int | None = None, user_id: int | None = None
-) -> Reply:
+async def store_upload(call: Call, uploader: ExtensionPrincipal | UserPrincipal) -> Reply:
     """The whole upload method of both Pyrus APIs, once the caller is known and current:
     refuse a declared oversize, stream the first file part to the store with its MD5, record
-    it as the uploader's file, answer {guid, md5_hash}."""
+    it as the uploader's file (if their token is current still), answer {guid, md5_hash}."""
     ctx = call.ctx
     cap = ctx.settings.max_upload_bytes
     refuse_declared_oversize(call.header(b"content-length"), cap)
@@ -189,7 +188,8 @@ async def store_upload(
         blob,
         received.name,
         received.content_type,
-        extension_id=extension_id,
-        user_id=user_id,
+        extension_id=uploader.extension_id if isinstance(uploader, ExtensionPrincipal) else None,
+        user_id=uploader.user_id if isinstance(uploader, UserPrincipal) else None,
+        token=uploader,
     )
     return ok({"guid": blob.key, "md5_hash": blob.md5})

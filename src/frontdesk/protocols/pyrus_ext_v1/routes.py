@@ -136,7 +136,7 @@ async def upload(call: Call) -> Reply:
     """One file, the first file part whatever its name, streamed to disk with its MD5."""
     principal = await authenticate(call)
     await call.ctx.db.read(auth.ensure_current, principal)
-    return await store_upload(call, extension_id=principal.extension_id)
+    return await store_upload(call, principal)
 
 
 async def download(call: Call) -> Reply:

@@ -27,7 +27,7 @@ async def upload(call: Call, principal: UserPrincipal) -> Reply:
     ctx = call.ctx
     # before the body: a revoked token must not get to send two gigabytes first
     await ctx.db.read(auth.ensure_current_user, principal)
-    return await store_upload(call, user_id=principal.user_id)
+    return await store_upload(call, principal)
 
 
 async def _visible_file(tx: Tx, principal: UserPrincipal, file_id: int) -> StoredFile:
