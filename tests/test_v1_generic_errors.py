@@ -51,6 +51,40 @@ async def test_errors_carry_quota_headers_too(client):
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/v1/token", {}, 400),  # (a body without credentials)
+        ("POST", "/v4/auth", b"{not json", 400),
+        ("GET", "/v1/getmessage", None, 405),
+        ("PUT", "/v4/auth", None, 405),
+    ],
+)
+async def test_answers_that_reach_no_caller_count_on_the_address_and_say_so(
+    client, method, path, body, status
+):
+    """Every answer carries X-RateLimit-*; a refused body or method counts too (a flood of
+    them is no free ride)."""
+    remaining = []
+    for _ in range(2):
+        if isinstance(body, bytes):
+            response = await client.request(method, path, content=body)
+        else:
+            response = await client.request(method, path, json=body)
+        assert response.status_code == status, response.text
+        assert response.headers["x-ratelimit-limit"] == "5000"
+        remaining.append(int(response.headers["x-ratelimit-remaining"]))
+    assert remaining[1] == remaining[0] - 1
+
+
+async def test_over_quota_a_wrong_method_is_429_not_a_crash(client):
+    client.app.state.ctx.limiter.limit = 1
+    assert (await client.get("/v1/getmessage")).status_code == 405
+    refused = await client.get("/v1/getmessage")
+    assert refused.status_code == 429
+    assert refused.json()["error_code"] == "too_many_requests"
+
+
+@pytest.mark.parametrize(
     ("body", "code"),
     [
         (b"", "empty_body"),

@@ -190,24 +190,30 @@ def _with_quota(call: Call, reply: Reply) -> Reply:
     return reply
 
 
+def _refuse_method(endpoint: Endpoint, call: Call) -> None:
+    # every answer carries quota headers: one that reaches no handler counts on its address
+    call.quota = call.ctx.limiter.hit(("address", call.client_ip))
+    allowed = " or ".join(endpoint.methods)
+    message = f"{call.method} is not served here; use {allowed}"
+    raise FrontdeskError("invalid_request", message, 405)
+
+
 async def _reply_to(endpoint: Endpoint, call: Call) -> Reply:
-    if call.method not in endpoint.methods:
-        allowed = " or ".join(endpoint.methods)
-        message = f"{call.method} is not served here; use {allowed}"
-        refused = endpoint.render_error(FrontdeskError("invalid_request", message, 405))
-        refused.headers["Allow"] = ", ".join(endpoint.methods)  # (RFC 9110: a 405 names them)
-        return refused
     try:
+        if call.method not in endpoint.methods:
+            _refuse_method(endpoint, call)
         return _with_quota(call, await endpoint.handler(call))
     except FrontdeskError as exc:
-        return _with_quota(call, endpoint.render_error(exc))
+        reply = _with_quota(call, endpoint.render_error(exc))
+        if exc.status == 405:  # (RFC 9110: a 405 names the methods that are served)
+            reply.headers["Allow"] = ", ".join(endpoint.methods)
+        return reply
     except ConnectionAbortedError:
         raise
     except Exception:
         log.exception("Unhandled error in %s %s", call.method, call.scope.get("path"))
-        return endpoint.render_error(
-            FrontdeskError("server_error", "Internal server error; please retry later")
-        )
+        failed = FrontdeskError("server_error", "Internal server error; please retry later")
+        return _with_quota(call, endpoint.render_error(failed))
 
 
 def asgi_app(endpoint: Endpoint) -> ASGIApp:

@@ -85,9 +85,6 @@ def json_method(
 
 
 async def _issue_token(call: Call, body: TokenIn) -> Reply:
-    # Counted per address: counting per client_id would let anyone who knows one (it is no
-    # secret) lock the connector out of new tokens with wrong secrets.
-    call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     ttl = call.ctx.settings.token_ttl_seconds
     issued = await call.ctx.db.write(
         auth.issue_extension_token, str(body.client_id), str(body.secret), timedelta(seconds=ttl)
@@ -97,6 +94,9 @@ async def _issue_token(call: Call, body: TokenIn) -> Reply:
 
 async def token(call: Call) -> Reply:
     """POST with a JSON body; GET with query parameters, as an old Pyrus page described it."""
+    # Counted per address, before the body (a bad one counts too): counting per client_id
+    # would let anyone who knows one (it is no secret) lock the connector out of new tokens.
+    call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     if call.method == "GET":
         body = decode_fields(call.query(), TokenIn)
     else:

@@ -36,12 +36,13 @@ class AuthIn(Body):
 
 
 async def authorize(call: Call) -> Reply:
+    # per address, before the body (a bad one counts too): per login would let anyone who
+    # knows an e-mail lock its owner out
+    call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     if call.method == "GET":
         body = decode_fields(call.query(), AuthIn)
     else:
         body = decode_body(await call.body(MAX_JSON_BODY), AuthIn, MALFORMED)
-    # per address: per login would let anyone who knows an e-mail lock its owner out
-    call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     ttl = call.ctx.settings.token_ttl_seconds
     issued = await call.ctx.db.write(
         auth.issue_user_token,
