@@ -244,6 +244,7 @@ async def test_register_shows_each_task_with_its_values_typed(client):
         ({"fld{Due}": "gt2024-13-01"}, "invalid_value_format"),
         ({"fld{Channel}": "9"}, "invalid_value_format"),
         ({"fld{Channel}": "Fax"}, "invalid_value_format"),
+        ({"fld{Channel}": "\u0662"}, "invalid_value_format"),  # (an Arabic 2 is no choice id)
         ({"id": "gtx"}, "invalid_value_format"),
         ({"id": "empty"}, "filter_type_is_not_supported"),
         ({"item_count": "0"}, "invalid_value_format"),

@@ -108,10 +108,10 @@ def _caseless(value: str) -> str:
 
 def _choice_name(target: Field, raw: str) -> str:
     """A choice by id (its position, from 1) as Pyrus filters send it, or by name."""
-    if raw.isdecimal() and len(raw) < 10:
-        if 1 <= int(raw) <= len(target.choices):
-            return target.choices[int(raw) - 1]
-        raise _bad_value(f"Field {target.id} has no choice {raw}")
+    if (position := small_number(raw)) is not None:
+        if 1 <= position <= len(target.choices):
+            return target.choices[position - 1]
+        raise _bad_value(f"Field {target.id} has no choice {raw.strip()}")
     name = normalize("choice", raw, target.choices)
     if name is None:
         raise _bad_value(f"Field {target.id} has no choice {raw!r}")
