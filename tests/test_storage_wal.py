@@ -46,8 +46,10 @@ async def test_the_wal_starts_over_while_writes_never_stop(tmp_path, monkeypatch
             largest_wal = max(largest_wal, (tmp_path / "wal.db-wal").stat().st_size)
     finally:
         await db.close()
-    # a restart every 400 KiB, plus what a checkpoint interval's batches add meanwhile
-    assert largest_wal < written / 4, (largest_wal, written)
+    # a restart every 400 KiB, plus what the batches add while the checkpoint thread waits
+    # for the CPU (5.4 MB once, with two other test suites running: a WAL that is never
+    # started over holds all 20 MB)
+    assert largest_wal < written / 2, (largest_wal, written)
 
 
 class _CountedEvent(threading.Event):
