@@ -322,6 +322,77 @@ async def user_file(client: Any, user_id: int, name: str = "rec.wav") -> str:
     return guid
 
 
+async def recording_comments(client: Any, task_id: int) -> list[dict[str, Any]]:
+    """The comments of a task that carry a call's recording."""
+    return [c for c in await comments_of(client, task_id) if c["text"] == "Call recording"]
+
+
+async def assert_attached(client: Any, task_id: int, guid: str) -> None:
+    """The call's record is the file, and one comment in its task carries it."""
+    [stored] = [c for c in await calls_of(client) if c["task_id"] == task_id]
+    assert stored["record_file_id"] == await file_id_of(client, guid)
+    [comment] = await recording_comments(client, task_id)
+    assert await attachments_of(client, comment["id"]) == [guid]
+    # in the call's own conversation: shown as the telephone channel, as the call is
+    call_comment = (await comments_of(client, task_id))[0]
+    assert comment["channel_id"] == call_comment["channel_id"] is not None
+
+
+async def assert_not_attached(client: Any, task_id: int) -> None:
+    """No call has a record, and the task no recording's comment."""
+    assert all(c["record_file_id"] is None for c in await calls_of(client))
+    assert await recording_comments(client, task_id) == []
+
+
+# --- one behaviour, tested once over API v1 and API v4 ------------------------------------
+
+#: the two APIs a behaviour both share is tested over
+APIS = ("v1", "v4")
+
+#: a method's path on each API that has it
+API_PATHS = {
+    "upload": {"v1": "/v1/files/upload", "v4": "/v4/files/upload"},
+    "download": {"v1": "/v1/files/download/{}", "v4": "/v4/files/download/{}"},
+    "call": {"v1": "/v1/call", "v4": "/v4/integrations/call"},
+    "attachcallrecord": {"v1": "/v1/attachcallrecord", "v4": "/v4/integrations/attachcallrecord"},
+    "getmessage": {"v1": "/v1/getmessage"},
+}
+
+
+@dataclass
+class Caller:
+    """Who sends a test's requests through one API: on v1 the connector's extension, on v4 a
+    user signed in (`user_id`); either reaches the connector's account."""
+
+    api: str
+    connector: Connector
+    headers: dict[str, str]
+    user_id: int | None = None
+
+    def path(self, method: str) -> str:
+        """The method's path on this caller's API (see API_PATHS)."""
+        return API_PATHS[method][self.api]
+
+    def landed(self, response: httpx.Response) -> tuple[int, bool]:
+        """(task_id, is_new_task) of a call registered: v1 answers tasks[], v4 the one task."""
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if self.api == "v1":
+            [body] = body["tasks"]
+        assert "tasks" not in body
+        return body["task_id"], body["is_new_task"]
+
+
+async def make_caller(client: Any, api: str, **connector_options: Any) -> Caller:
+    """A connector (made with these options), and who calls `api` on its account: its
+    extension on v1, a user signed in through POST /v4/auth on v4."""
+    connector = await make_connector(client, **connector_options)
+    if api == "v1":
+        return Caller(api, connector, connector.headers)
+    agent = await make_v4_agent(client)
+    return Caller(api, connector, agent.headers, agent.user_id)
+
+
 # --- a real server process ----------------------------------------------------------------
 
 

@@ -1,4 +1,7 @@
-"""POST /v1/call: a call from the telephony system registers as a task (or updates its call)."""
+"""POST /v1/call: a call from the telephony system registers as a task (or updates its call).
+
+What POST /v4/integrations/call does alike is tested here once, over both APIs, and so are the
+account's errors, alike for every method that names an account (/v1/getmessage too)."""
 
 from __future__ import annotations
 
@@ -7,12 +10,15 @@ import asyncio
 import pytest
 
 from factories import (
+    APIS,
+    TELEPHONY_FIELDS,
     add_account,
     calls_of,
     channels_of,
     close_task,
     comments_of,
     make_agent,
+    make_caller,
     make_connector,
     nulls_in,
     set_enabled,
@@ -29,14 +35,11 @@ SEED_EXAMPLE = {
     "mappings": [{"code": "Subject", "value": "Consultation"}],
 }
 
+FROM, TO = "+79774221338", "+74953009080"
+
 
 async def call(client, connector, **body):
-    payload = {
-        "account_id": connector.account_id,
-        "from_number": "+79774221338",
-        "to_number": "+74953009080",
-        **body,
-    }
+    payload = {"account_id": connector.account_id, "from_number": FROM, "to_number": TO, **body}
     return await client.post("/v1/call", headers=connector.headers, json=payload)
 
 
@@ -139,19 +142,6 @@ async def test_unmatched_internal_number_leaves_no_responsible_and_no_note(clien
     assert (await task_of(client, task_id))["responsible_id"] is None
     assert [c["direction"] for c in await comments_of(client, task_id)] == ["in"]
     assert (await calls_of(client))[0]["internal_number"] == "999"
-
-
-async def test_from_and_to_are_aliases_of_from_number_and_to_number(client):
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/call",
-        headers=connector.headers,
-        json={"account_id": connector.account_id, "from": "+7900", "to": 74950001122},
-    )
-    task_id, _ = landed(response)
-    [stored] = await calls_of(client)
-    assert (stored["from_number"], stored["to_number"]) == ("+7900", "74950001122")
-    assert stored["task_id"] == task_id
 
 
 async def test_repeated_external_id_updates_that_call(client):
@@ -279,28 +269,6 @@ async def test_reopen_closed_reopens_the_callers_task(client):
     assert (await task_of(client, first_id))["closed_at"] is None
 
 
-async def test_mappings_are_typed_and_numbers_coerced(client):
-    connector = await make_connector(client)
-    response = await call(
-        client,
-        connector,
-        mappings=[
-            {"code": "CallStartTime", "value": "2021-12-23T00:11:32Z"},
-            {"code": "CallDuration", "value": 750},
-            {"code": "Rating", "value": 5},
-            {"code": "PhoneNumberFrom", "value": "+7 977 422-13-38"},
-        ],
-    )
-    task_id, _ = landed(response)
-    assert "error_code" not in response.json()
-    assert await values_of(client, task_id) == {
-        "CallStartTime": "2021-12-23T00:11:32Z",
-        "CallDuration": "750",
-        "Rating": "5",
-        "PhoneNumberFrom": "+7 977 422-13-38",
-    }
-
-
 async def test_unknown_code_and_bad_value_are_warnings(client):
     connector = await make_connector(client)
     response = await call(
@@ -320,71 +288,6 @@ async def test_unknown_code_and_bad_value_are_warnings(client):
     assert [w["error_code"] for w in body["warnings"]] == ["invalid_field_mapping_code"] * 2
     assert await values_of(client, task_id) == {"Subject": "kept"}
     assert len(await calls_of(client)) == 1
-
-
-async def test_missing_parameters_are_all_named(client):
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/call", headers=connector.headers, json={"internal_number": "200"}
-    )
-    assert response.status_code == 400
-    assert response.json() == {
-        "error_code": "required_parameters_not_specified",
-        "error": "Required parameters not specified: account_id, from_number, to_number",
-    }
-    only_to = await client.post(
-        "/v1/call",
-        headers=connector.headers,
-        json={"account_id": connector.account_id, "from": "+7900", "to": ""},
-    )
-    assert only_to.status_code == 400
-    assert only_to.json() == {
-        "error_code": "required_parameters_not_specified",
-        "error": "Required parameters not specified: to_number",
-    }
-    assert await tasks_of(client) == []
-
-
-async def test_unknown_account_is_unrecognized_account_id(client):
-    connector = await make_connector(client)
-    response = await call(client, connector, account_id="nobody")
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "unrecognized_account_id"
-    assert await calls_of(client) == []
-
-
-async def test_disabled_account_is_webhook_is_disabled(client):
-    connector = await make_connector(client)
-    await set_enabled(connector, False)
-    response = await call(client, connector)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "webhook_is_disabled"
-    assert await tasks_of(client) == []
-    assert await calls_of(client) == []
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"from_number": {"n": 1}},
-        {"to": ["+7495"]},
-        {"internal_number": True},
-        {"external_id": [1]},
-        {"mappings": [{"code": "Subject"}, "x"]},
-        {"mappings": [{"code": "Subject", "value": "v" * 301}]},
-        {"external_id": "e" * 301},
-        {"internal_number": "1" * 101},
-        {"from_number": "7" * 101},
-        {"to_number": None, "to": "7" * 101},
-        {"account_id": "a" * 301},
-    ],
-)
-async def test_wrong_types_and_lengths_are_validation_error(client, extra):
-    connector = await make_connector(client)
-    response = await call(client, connector, **extra)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "validation_error"
-    assert await calls_of(client) == []
 
 
 async def test_longest_accepted_values(client):
@@ -412,3 +315,142 @@ async def test_no_nulls_in_answers(client):
         response = await call(client, connector, external_id=None, **extra)
         assert response.status_code == 200, response.text
         assert nulls_in(response.json()) == []
+
+
+# --- what v1 and v4 do alike --------------------------------------------------------------
+
+
+async def call_through(client, caller, **body):
+    """A call sent through the caller's API to its connector's account."""
+    payload = {"account_id": caller.connector.account_id, "from_number": FROM, "to_number": TO}
+    return await client.post(caller.path("call"), headers=caller.headers, json=payload | body)
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_from_and_to_are_aliases_of_from_number_and_to_number(client, api):
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("call"),
+        headers=caller.headers,
+        json={"account_id": caller.connector.account_id, "from": "+7900", "to": 74950001122},
+    )
+    task_id, _ = caller.landed(response)
+    [stored] = await calls_of(client)
+    assert (stored["from_number"], stored["to_number"]) == ("+7900", "74950001122")
+    assert stored["task_id"] == task_id
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_every_telephony_code_fills_its_typed_field_and_numbers_are_coerced(client, api):
+    caller = await make_caller(client, api, fields=TELEPHONY_FIELDS)
+    mappings = {
+        "CallDuration": 750,
+        "CallStartTime": "2021-12-23T03:11:32+03:00",
+        "CallEndTime": "2021-12-23T00:24:02Z",
+        "PhoneNumberFrom": "+7 977 422-13-38",
+        "PhoneNumberTo": "+7 (495) 300-90-80",
+        "Rating": 5,
+        "RatingComment": "Quick and polite",
+        "RatingDate": "2021-12-23",
+    }
+    response = await call_through(
+        client, caller, mappings=[{"code": k, "value": v} for k, v in mappings.items()]
+    )
+    task_id, _ = caller.landed(response)
+    assert "error_code" not in response.json()
+    assert await values_of(client, task_id) == {
+        "CallDuration": "750",
+        "CallStartTime": "2021-12-23T00:11:32Z",
+        "CallEndTime": "2021-12-23T00:24:02Z",
+        "PhoneNumberFrom": "+7 977 422-13-38",
+        "PhoneNumberTo": "+7 (495) 300-90-80",
+        "Rating": "5",
+        "RatingComment": "Quick and polite",
+        "RatingDate": "2021-12-23",
+    }
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_missing_parameters_are_all_named(client, api):
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("call"), headers=caller.headers, json={"internal_number": "200"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error_code": "required_parameters_not_specified",
+        "error": "Required parameters not specified: account_id, from_number, to_number",
+    }
+    only_to = await client.post(
+        caller.path("call"),
+        headers=caller.headers,
+        json={"account_id": caller.connector.account_id, "from": "+7900", "to": ""},
+    )
+    assert only_to.status_code == 400
+    assert only_to.json() == {
+        "error_code": "required_parameters_not_specified",
+        "error": "Required parameters not specified: to_number",
+    }
+    assert await tasks_of(client) == []
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"from_number": {"n": 1}},
+        {"to": ["+7495"]},
+        {"internal_number": True},
+        {"external_id": [1]},
+        {"mappings": [{"code": "Subject"}, "x"]},
+        {"mappings": {"code": "Subject", "value": "x"}},
+        {"mappings": [{"code": "Subject", "value": "v" * 301}]},
+        {"external_id": "e" * 301},
+        {"internal_number": "1" * 101},
+        {"from_number": "7" * 101},
+        {"to_number": None, "to": "7" * 101},
+        {"account_id": "a" * 301},
+        {"account_id": "a\u0000b"},
+    ],
+)
+async def test_wrong_types_and_lengths_are_validation_error(client, api, extra):
+    caller = await make_caller(client, api)
+    response = await call_through(client, caller, **extra)
+    assert response.status_code == 400, response.text
+    assert response.json()["error_code"] == "validation_error"
+    assert await calls_of(client) == []
+
+
+# --- an account unknown or disabled: alike for every method that names one ----------------
+
+#: each method that names an account, through its API, with a request it takes
+ACCOUNT_REQUESTS = [
+    pytest.param("v1", "call", {"from_number": FROM, "to_number": TO}, id="v1-call"),
+    pytest.param("v4", "call", {"from_number": FROM, "to_number": TO}, id="v4-call"),
+    pytest.param("v1", "getmessage", {"channel_id": "c", "message_text": "hi"}, id="v1-getmessage"),
+]
+
+
+@pytest.mark.parametrize(("api", "method", "request_body"), ACCOUNT_REQUESTS)
+async def test_unknown_account_is_unrecognized_account_id(client, api, method, request_body):
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path(method), headers=caller.headers, json={"account_id": "nobody", **request_body}
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "unrecognized_account_id"
+    assert "nobody" in response.json()["error"]
+    assert await tasks_of(client) == []
+    assert await calls_of(client) == []
+
+
+@pytest.mark.parametrize(("api", "method", "request_body"), ACCOUNT_REQUESTS)
+async def test_disabled_account_is_webhook_is_disabled(client, api, method, request_body):
+    caller = await make_caller(client, api)
+    await set_enabled(caller.connector, False)
+    body = {"account_id": caller.connector.account_id, **request_body}
+    response = await client.post(caller.path(method), headers=caller.headers, json=body)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "webhook_is_disabled"
+    assert await tasks_of(client) == []
+    assert await calls_of(client) == []

@@ -1,4 +1,5 @@
-"""POST /v1/files/upload and GET /v1/files/download/{id}."""
+"""POST /v1/files/upload and GET /v1/files/download/{id}; what an upload does alike on
+POST /v4/files/upload is tested here once, over both APIs (test_v4_files.py: the rest of v4)."""
 
 from __future__ import annotations
 
@@ -12,60 +13,21 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 
 from frontdesk.core import files
 from frontdesk.errors import TooLarge
+from frontdesk.storage import tables
 from frontdesk.storage.blobs import BlobStore, BlobWriter
 from frontdesk.web.uploads import receive_file
 
-from factories import db_of, make_connector, upload
+from factories import APIS, db_of, file_id_of, make_caller, make_connector, rows, upload
 
 
 async def _file_id(client, guid: str, extension_id: int) -> int:
     stored = await db_of(client).read(files.extension_file, extension_id, guid)
     assert stored is not None
     return stored.id
-
-
-async def test_upload_answers_guid_and_md5_and_download_returns_the_bytes(client):
-    connector = await make_connector(client)
-    data = b"binary \x00\xff" * 1000
-    guid = await upload(client, connector, "report.pdf", data)
-    file_id = await _file_id(client, guid, connector.extension_id)
-    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
-    assert response.status_code == 200
-    assert response.content == data
-    assert response.headers["content-length"] == str(len(data))
-    assert response.headers["content-type"] == "application/octet-stream"
-    assert response.headers["content-disposition"] == (
-        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
-    )
-
-
-async def test_upload_md5_is_lowercase_hex_of_the_bytes(client):
-    connector = await make_connector(client)
-    data = b"hello world!"
-    response = await client.post(
-        "/v1/files/upload", headers=connector.headers, files={"file": ("a.txt", data)}
-    )
-    body = response.json()
-    assert body["md5_hash"] == hashlib.md5(data).hexdigest()
-    assert len(body["guid"]) == 36 and body["guid"] == body["guid"].lower()
-
-
-async def test_file_part_may_have_any_field_name_and_other_parts_are_ignored(client):
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/files/upload",
-        headers=connector.headers,
-        data={"comment": "not a file"},
-        files={"filename.jpg": ("filename.jpg", b"jpeg"), "second": ("b.txt", b"ignored")},
-    )
-    assert response.status_code == 200, response.text
-    stored = await db_of(client).read(
-        files.extension_file, connector.extension_id, response.json()["guid"]
-    )
-    assert stored is not None and stored.name == "filename.jpg" and stored.size == 4
 
 
 async def test_non_ascii_name_gets_both_filename_forms(client):
@@ -140,90 +102,6 @@ async def test_client_path_in_filename_is_dropped(client):
     assert stored is not None and stored.name == "filename.jpg"
 
 
-async def test_empty_file(client):
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/files/upload", headers=connector.headers, files={"file": ("empty.txt", b"")}
-    )
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "empty_file"
-
-
-@pytest.mark.parametrize(
-    "send",
-    [
-        {"data": {"just": "fields"}, "files": {}},
-        {"content": b"raw bytes", "headers": {"Content-Type": "application/octet-stream"}},
-    ],
-)
-async def test_no_file_in_request(client, send):
-    connector = await make_connector(client)
-    headers = {**connector.headers, **send.pop("headers", {})}
-    if "data" in send and not send["files"]:
-        # force multipart even without files
-        boundary = "xyz"
-        body = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="just"\r\n\r\n'
-            f"fields\r\n--{boundary}--\r\n"
-        ).encode()
-        send = {"content": body}
-        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
-    response = await client.post("/v1/files/upload", headers=headers, **send)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "no_file_in_request"
-
-
-async def test_too_large_file_is_refused_while_streaming_and_leaves_nothing(
-    client, settings, tmp_path
-):
-    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 1000})
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/files/upload", headers=connector.headers, files={"file": ("big.bin", b"x" * 1001)}
-    )
-    assert response.status_code == 413
-    assert response.json()["error_code"] == "too_large_file"
-    files_dir = settings.effective_files_dir
-    assert not [p for p in files_dir.rglob("*") if p.is_file()]
-    at_limit = await client.post(
-        "/v1/files/upload", headers=connector.headers, files={"file": ("ok.bin", b"x" * 1000)}
-    )
-    assert at_limit.status_code == 200
-
-
-async def test_declared_length_over_the_cap_is_refused_before_reading(client, settings):
-    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 10})
-
-    async def never_read():
-        raise AssertionError("the body must not be read")
-        yield b""  # pragma: no cover
-
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/files/upload",
-        content=never_read(),
-        headers={
-            **connector.headers,
-            "Content-Length": str(5 * 1024 * 1024),
-            "Content-Type": "multipart/form-data; boundary=b",
-        },
-    )
-    assert response.status_code == 413
-    assert response.json()["error_code"] == "too_large_file"
-
-
-async def test_malformed_multipart(client):
-    connector = await make_connector(client)
-    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc'
-    response = await client.post(
-        "/v1/files/upload",
-        content=body,
-        headers={**connector.headers, "Content-Type": "multipart/form-data; boundary=b"},
-    )
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "bad_multipart_content"
-
-
 async def test_upload_needs_a_token(client):
     response = await client.post("/v1/files/upload", files={"file": ("a.txt", b"x")})
     assert response.status_code == 401
@@ -282,13 +160,168 @@ async def test_download_ids_that_are_no_file_are_not_found(client, file_id):
     assert "root:" not in response.text
 
 
-async def test_missing_bytes_on_disk_is_not_found_not_500(client, settings):
-    connector = await make_connector(client)
-    guid = await upload(client, connector, "gone.txt", b"x")
+# --- what an upload does alike on API v1 and API v4 ---------------------------------------
+
+#: each API's download path, with the other two ways Pyrus' v4 clients ask for a file
+DOWNLOADS = [
+    ("v1", "/v1/files/download/{}"),
+    ("v4", "/v4/files/download/{}"),
+    ("v4", "/files/download/{}"),
+    ("v4", "/services/attachment?Id={}"),
+]
+
+
+async def _stored(client, caller, guid: str):
+    """The file, found as the caller's own: the extension's on v1, the user's on v4."""
+    if caller.api == "v1":
+        return await db_of(client).read(files.extension_file, caller.connector.extension_id, guid)
+    return await db_of(client).read(files.user_file, caller.user_id, guid)
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_upload_answers_the_guid_and_the_lowercase_hex_md5_of_the_bytes(client, api):
+    caller = await make_caller(client, api)
+    data = b"hello world!"
+    response = await client.post(
+        caller.path("upload"), headers=caller.headers, files={"file": ("a.txt", data)}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {"guid": body["guid"], "md5_hash": hashlib.md5(data).hexdigest()}
+    assert len(body["guid"]) == 36 and body["guid"] == body["guid"].lower()
+
+
+@pytest.mark.parametrize(("api", "path"), DOWNLOADS)
+async def test_an_upload_downloads_as_the_same_bytes_and_name(client, api, path):
+    caller = await make_caller(client, api)
+    data = b"binary \x00\xff" * 1000
+    response = await client.post(
+        caller.path("upload"), headers=caller.headers, files={"file": ("report.pdf", data)}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["md5_hash"] == hashlib.md5(data).hexdigest()
+    file_id = await file_id_of(client, response.json()["guid"])
+    download = await client.get(path.format(file_id), headers=caller.headers)
+    assert download.status_code == 200, download.text
+    assert download.content == data
+    assert download.headers["content-length"] == str(len(data))
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["content-disposition"] == (
+        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+    )
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("name", ["filename.jpg", "отчёт.txt"])
+async def test_file_part_may_have_any_field_name_and_other_parts_are_ignored(client, api, name):
+    """Clients name the part as they please: the TypeScript client after the file itself."""
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("upload"),
+        headers=caller.headers,
+        data={"comment": "not a file"},
+        files={name: (name, b"text"), "second": ("b.txt", b"ignored")},
+    )
+    assert response.status_code == 200, response.text
+    stored = await _stored(client, caller, response.json()["guid"])
+    assert stored is not None and (stored.name, stored.size) == (name, 4)
+    download = await client.get(caller.path("download").format(stored.id), headers=caller.headers)
+    assert "filename*=UTF-8''" + quote(name, safe="") in download.headers["content-disposition"]
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_empty_file(client, api):
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("upload"), headers=caller.headers, files={"file": ("empty.txt", b"")}
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "empty_file"
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize(
+    "content, content_type",
+    [
+        (
+            b'--xyz\r\nContent-Disposition: form-data; name="just"\r\n\r\nfields\r\n--xyz--\r\n',
+            "multipart/form-data; boundary=xyz",
+        ),
+        (b"raw bytes", "application/octet-stream"),
+        (b"", ""),
+    ],
+)
+async def test_no_file_in_request(client, api, content, content_type):
+    caller = await make_caller(client, api)
+    headers = {**caller.headers, "Content-Type": content_type}
+    response = await client.post(caller.path("upload"), headers=headers, content=content)
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "no_file_in_request"
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_malformed_multipart(client, api):
+    caller = await make_caller(client, api)
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc'
+    response = await client.post(
+        caller.path("upload"),
+        content=body,
+        headers={**caller.headers, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "bad_multipart_content"
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_too_large_file_is_refused_while_streaming_and_leaves_nothing(client, settings, api):
+    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 1000})
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("upload"), headers=caller.headers, files={"file": ("big.bin", b"x" * 1001)}
+    )
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "too_large_file"
+    assert not [p for p in settings.effective_files_dir.rglob("*") if p.is_file()]
+    assert await rows(client, sa.select(tables.files.c.id)) == []
+    at_limit = await client.post(
+        caller.path("upload"), headers=caller.headers, files={"file": ("ok.bin", b"x" * 1000)}
+    )
+    assert at_limit.status_code == 200, at_limit.text
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_declared_length_over_the_cap_is_refused_before_reading(client, settings, api):
+    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 10})
+
+    async def never_read():
+        raise AssertionError("the body must not be read")
+        yield b""  # pragma: no cover
+
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("upload"),
+        content=never_read(),
+        headers={
+            **caller.headers,
+            "Content-Length": str(5 * 1024 * 1024),
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
+    )
+    assert response.status_code == 413
+    assert response.json()["error_code"] == "too_large_file"
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_missing_bytes_on_disk_is_not_found_not_500(client, api):
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("upload"), headers=caller.headers, files={"file": ("gone.txt", b"x")}
+    )
+    guid = response.json()["guid"]
     client.app.state.ctx.blobs.delete(guid)
-    file_id = await _file_id(client, guid, connector.extension_id)
-    response = await client.get(f"/v1/files/download/{file_id}", headers=connector.headers)
-    assert response.status_code == 404
+    file_id = await file_id_of(client, guid)
+    download = await client.get(caller.path("download").format(file_id), headers=caller.headers)
+    assert download.status_code == 404
 
 
 # --- the streaming pipeline: blocks hashed and written on threads while more arrive ---------

@@ -1,4 +1,7 @@
-"""POST /v1/getmessage: a customer's message, routed to its conversation's task."""
+"""POST /v1/getmessage: a customer's message, routed to its conversation's task.
+
+Its account's errors (unknown, disabled) are tested with every method that names an account,
+in test_v1_call.py."""
 
 from __future__ import annotations
 
@@ -19,7 +22,6 @@ from factories import (
     make_agent,
     make_connector,
     nulls_in,
-    set_enabled,
     task_of,
     tasks_of,
     upload,
@@ -406,27 +408,6 @@ async def test_mapping_value_limit_is_300_characters(client):
     response = await send(client, connector, mappings=[{"code": "Subject", "value": "v" * 301}])
     assert response.status_code == 400
     assert response.json()["error_code"] == "validation_error"
-
-
-async def test_unknown_account_is_unrecognized_account_id(client):
-    connector = await make_connector(client)
-    response = await client.post(
-        "/v1/getmessage",
-        headers=connector.headers,
-        json={"account_id": "nobody", "channel_id": "c", "message_text": "hi"},
-    )
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "unrecognized_account_id"
-    assert await tasks_of(client) == []
-
-
-async def test_disabled_account_is_webhook_is_disabled(client):
-    connector = await make_connector(client)
-    await set_enabled(connector, False)
-    response = await send(client, connector)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "webhook_is_disabled"
-    assert await tasks_of(client) == []
 
 
 async def test_missing_account_and_channel_are_both_named(client):

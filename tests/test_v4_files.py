@@ -1,11 +1,12 @@
 """POST /v4/files/upload; GET /v4/files/download/{id}, /files/download/{id} and
-/services/attachment?Id={id}: who may download what, and every error code."""
+/services/attachment?Id={id}: who may download what, and every error code.
+
+What an upload does alike on v1 (its answer, its bytes back, the errors of its body) is tested
+once over both APIs in test_v1_files.py."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -55,29 +56,6 @@ async def restricted_form(client, *member_ids: int) -> int:
 # --- upload -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", DOWNLOADS)
-async def test_upload_answers_guid_and_md5_and_every_download_path_returns_the_bytes(client, path):
-    agent = await make_v4_agent(client)
-    data = b"binary \x00\xff" * 1000
-    response = await client.post(
-        "/v4/files/upload", headers=agent.headers, files={"file": ("report.pdf", data)}
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body == {"guid": body["guid"], "md5_hash": hashlib.md5(data).hexdigest()}
-    assert len(body["guid"]) == 36 and body["guid"] == body["guid"].lower()
-
-    file_id = await file_id_of(client, body["guid"])
-    download = await client.get(path.format(file_id), headers=agent.headers)
-    assert download.status_code == 200, download.text
-    assert download.content == data
-    assert download.headers["content-length"] == str(len(data))
-    assert download.headers["content-type"] == "application/octet-stream"
-    assert download.headers["content-disposition"] == (
-        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
-    )
-
-
 async def test_upload_is_recorded_as_the_users_not_an_extensions(client):
     agent = await make_v4_agent(client)
     guid = await upload_v4(client, agent, "a.txt", b"abc")
@@ -88,103 +66,8 @@ async def test_upload_is_recorded_as_the_users_not_an_extensions(client):
     assert row == {"user_id": agent.user_id, "extension_id": None, "size": 3}
 
 
-async def test_file_part_named_after_the_file_as_the_typescript_client_sends_it(client):
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/files/upload",
-        headers=agent.headers,
-        data={"comment": "not a file"},
-        files={"отчёт.txt": ("отчёт.txt", b"text"), "second": ("b.txt", b"ignored")},
-    )
-    assert response.status_code == 200, response.text
-    stored = await db_of(client).read(files.user_file, agent.user_id, response.json()["guid"])
-    assert stored is not None and (stored.name, stored.size) == ("отчёт.txt", 4)
-    download = await client.get(f"/files/download/{stored.id}", headers=agent.headers)
-    assert (
-        "filename*=UTF-8''" + quote("отчёт.txt", safe="")
-        in (download.headers["content-disposition"])
-    )
-
-
-async def test_empty_file(client):
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/files/upload", headers=agent.headers, files={"file": ("empty.txt", b"")}
-    )
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "empty_file"
-
-
-@pytest.mark.parametrize(
-    "content, content_type",
-    [
-        (
-            b'--xyz\r\nContent-Disposition: form-data; name="just"\r\n\r\nfields\r\n--xyz--\r\n',
-            "multipart/form-data; boundary=xyz",
-        ),
-        (b"raw bytes", "application/octet-stream"),
-        (b"", ""),
-    ],
-)
-async def test_no_file_in_request(client, content, content_type):
-    agent = await make_v4_agent(client)
-    headers = {**agent.headers, "Content-Type": content_type}
-    response = await client.post("/v4/files/upload", headers=headers, content=content)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "no_file_in_request"
-
-
-async def test_malformed_multipart(client):
-    agent = await make_v4_agent(client)
-    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nabc'
-    response = await client.post(
-        "/v4/files/upload",
-        content=body,
-        headers={**agent.headers, "Content-Type": "multipart/form-data; boundary=b"},
-    )
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "bad_multipart_content"
-
-
 def stored_files(settings) -> list:
     return [path for path in settings.effective_files_dir.rglob("*") if path.is_file()]
-
-
-async def test_too_large_file_is_refused_while_streaming_and_leaves_nothing(client, settings):
-    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 1000})
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/files/upload", headers=agent.headers, files={"file": ("big.bin", b"x" * 1001)}
-    )
-    assert response.status_code == 413
-    assert response.json()["error_code"] == "too_large_file"
-    assert stored_files(settings) == []
-    assert await rows(client, sa.select(tables.files.c.id)) == []
-    at_limit = await client.post(
-        "/v4/files/upload", headers=agent.headers, files={"file": ("ok.bin", b"x" * 1000)}
-    )
-    assert at_limit.status_code == 200, at_limit.text
-
-
-async def test_declared_length_over_the_cap_is_refused_before_reading(client, settings):
-    client.app.state.ctx.settings = settings.model_copy(update={"max_upload_bytes": 10})
-
-    async def never_read():
-        raise AssertionError("the body must not be read")
-        yield b""  # pragma: no cover
-
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/files/upload",
-        content=never_read(),
-        headers={
-            **agent.headers,
-            "Content-Length": str(5 * 1024 * 1024),
-            "Content-Type": "multipart/form-data; boundary=b",
-        },
-    )
-    assert response.status_code == 413
-    assert response.json()["error_code"] == "too_large_file"
 
 
 # --- tokens -------------------------------------------------------------------------------
@@ -302,15 +185,6 @@ async def test_attachment_without_an_id_is_not_found(client):
         response = await client.get(f"/services/attachment{query}", headers=agent.headers)
         assert response.status_code == 404
         assert response.json()["error_code"] == "file_is_missing"
-
-
-async def test_missing_bytes_on_disk_is_not_found_not_500(client):
-    agent = await make_v4_agent(client)
-    guid = await upload_v4(client, agent, "gone.txt", b"x")
-    client.app.state.ctx.blobs.delete(guid)
-    file_id = await file_id_of(client, guid)
-    response = await client.get(f"/v4/files/download/{file_id}", headers=agent.headers)
-    assert response.status_code == 404
 
 
 # --- who may download ---------------------------------------------------------------------

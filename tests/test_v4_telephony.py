@@ -2,7 +2,9 @@
 
 The calls are the same objects `/v1/call` makes; these tests pin what v4 answers differently
 and how a user (not an extension) finds the account. Errors common to both telephony methods
-(401 codes, bodies, quota headers) are here too, for both paths.
+(401 codes, bodies, quota headers) are here too, for both paths. What v4 answers alike with
+/v1/call (aliases, typed mappings, missing parameters, bad types, the account's errors) is
+tested once over both APIs in test_v1_call.py.
 """
 
 from __future__ import annotations
@@ -159,53 +161,6 @@ async def test_v1_and_v4_reports_of_one_call_are_one_call(client):
     assert len(await calls_of(client)) == 1
 
 
-async def test_from_and_to_are_aliases(client):
-    connector = await make_connector(client)
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/integrations/call",
-        headers=agent.headers,
-        json={"account_id": connector.account_id, "from": "+7900", "to": 74950001122},
-    )
-    task_id, _ = landed(response)
-    [stored] = await calls_of(client)
-    assert (stored["from_number"], stored["to_number"], stored["task_id"]) == (
-        "+7900",
-        "74950001122",
-        task_id,
-    )
-
-
-async def test_every_telephony_code_fills_its_typed_field(client):
-    connector = await make_connector(client, fields=TELEPHONY_FIELDS)
-    agent = await make_v4_agent(client)
-    mappings = {
-        "CallDuration": 750,
-        "CallStartTime": "2021-12-23T03:11:32+03:00",
-        "CallEndTime": "2021-12-23T00:24:02Z",
-        "PhoneNumberFrom": "+7 977 422-13-38",
-        "PhoneNumberTo": "+7 (495) 300-90-80",
-        "Rating": 5,
-        "RatingComment": "Quick and polite",
-        "RatingDate": "2021-12-23",
-    }
-    response = await call(
-        client, agent, connector, mappings=[{"code": k, "value": v} for k, v in mappings.items()]
-    )
-    task_id, _ = landed(response)
-    assert "error_code" not in response.json()
-    assert await values_of(client, task_id) == {
-        "CallDuration": "750",
-        "CallStartTime": "2021-12-23T00:11:32Z",
-        "CallEndTime": "2021-12-23T00:24:02Z",
-        "PhoneNumberFrom": "+7 977 422-13-38",
-        "PhoneNumberTo": "+7 (495) 300-90-80",
-        "Rating": "5",
-        "RatingComment": "Quick and polite",
-        "RatingDate": "2021-12-23",
-    }
-
-
 @pytest.mark.parametrize(
     ("code", "value"),
     [
@@ -249,24 +204,6 @@ async def test_a_mapping_value_over_300_characters_is_validation_error(client):
     assert len(await calls_of(client)) == 1
 
 
-async def test_missing_parameters_are_all_named(client):
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/integrations/call", headers=agent.headers, json={"internal_number": "200"}
-    )
-    assert response.status_code == 400
-    assert response.json() == {
-        "error_code": "required_parameters_not_specified",
-        "error": "Required parameters not specified: account_id, from_number, to_number",
-    }
-    only_to = await client.post(
-        "/v4/integrations/call",
-        headers=agent.headers,
-        json={"account_id": "acc-1", "from": FROM, "to": ""},
-    )
-    assert only_to.json()["error"] == "Required parameters not specified: to_number"
-
-
 async def test_the_account_is_found_in_whichever_extension_has_it(client):
     await make_connector(client, account_id="first", name="Telegram bridge")
     connector = await make_connector(client, account_id="pbx-line", name="PBX")
@@ -286,55 +223,6 @@ async def test_of_two_extensions_with_the_account_id_the_oldest_takes_the_calls(
     response = await call(client, agent, newer)
     assert response.status_code == 400
     assert response.json()["error_code"] == "webhook_is_disabled"
-
-
-async def test_unknown_account_is_unrecognized_account_id(client):
-    await make_connector(client)
-    agent = await make_v4_agent(client)
-    response = await client.post(
-        "/v4/integrations/call",
-        headers=agent.headers,
-        json={"account_id": "nobody", "from_number": FROM, "to_number": TO},
-    )
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "unrecognized_account_id"
-    assert "nobody" in response.json()["error"]
-    assert await calls_of(client) == []
-
-
-async def test_disabled_account_is_webhook_is_disabled(client):
-    connector = await make_connector(client)
-    agent = await make_v4_agent(client)
-    await set_enabled(connector, False)
-    response = await call(client, agent, connector)
-    assert response.status_code == 400
-    assert response.json()["error_code"] == "webhook_is_disabled"
-    assert await tasks_of(client) == []
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"from_number": {"n": 1}},
-        {"to": ["+7495"]},
-        {"internal_number": True},
-        {"external_id": [1]},
-        {"mappings": [{"code": "Subject"}, "x"]},
-        {"mappings": {"code": "Subject", "value": "x"}},
-        {"external_id": "e" * 301},
-        {"internal_number": "1" * 101},
-        {"from_number": "7" * 101},
-        {"account_id": "a" * 301},
-        {"account_id": "a\u0000b"},
-    ],
-)
-async def test_wrong_types_and_lengths_are_validation_error(client, extra):
-    connector = await make_connector(client)
-    agent = await make_v4_agent(client)
-    response = await call(client, agent, connector, **extra)
-    assert response.status_code == 400, response.text
-    assert response.json()["error_code"] == "validation_error"
-    assert await calls_of(client) == []
 
 
 # --- what both telephony methods share ----------------------------------------------------
