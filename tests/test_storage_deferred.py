@@ -206,3 +206,33 @@ async def test_a_confirmed_task_closed_before_the_writes_is_a_lost_race(client, 
         await db.write(unit)
     assert await rows(client, sa.select(tables.comments)) == []
     assert await rows(client, FORM_NAMED.statement, name="beside the comment") == []
+
+
+async def test_a_check_no_write_takes_is_undone_with_its_statement(client):
+    """A check whose value no write puts in a NOT NULL column does not fail its statement
+    when it finds nothing: the statement then runs in a transaction, and the lost race rolls
+    back the writes beside it (they had been committed, and written again at every rerun)."""
+    from frontdesk.core.tasks import CLOSE, SET_RESPONSIBLE, still_open
+    from frontdesk.storage.database import LostRace
+
+    db = db_of(client)
+    if db.dialect == "sqlite":
+        pytest.skip("a SQLite unit reads and writes in one transaction: its reads stand")
+
+    async def closed_task(tx: Tx) -> int:
+        row = await tx.one(INSERT_TASK_ROW, now=tx.now)
+        assert row is not None
+        await tx.run(CLOSE, id=row["id"], now=tx.now)
+        return int(row["id"])
+
+    task_id = await db.write(closed_task)
+
+    async def unit(tx: Tx) -> None:
+        tx.defer(INSERT_FORM, name="beside the check", now=tx.now)
+        task = still_open(tx, task_id)
+        tx.defer(SET_RESPONSIBLE, id=task, user_id=None)  # (WHERE id = NULL: no error)
+        await tx.flush(last=True)
+
+    with pytest.raises(LostRace):
+        await db.write(unit)
+    assert await rows(client, FORM_NAMED.statement, name="beside the check") == []

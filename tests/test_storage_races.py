@@ -355,3 +355,40 @@ async def _until_a_statement_waits_for_a_lock(conn) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("no statement came to wait for the close")
+
+
+async def test_a_message_that_deadlocks_with_another_writer_runs_again(client):
+    """A writer holds a task's values, a message with mappings takes the task's row and waits
+    for them, the writer's comment then waits for the row: PostgreSQL ends the deadlock by
+    failing one of them, and the message runs again instead of answering 500."""
+    db = db_of(client)
+    if db.dialect == "sqlite":
+        pytest.skip("one writer: SQLite has no deadlocks")
+    connector = await make_connector(client)
+    mapped = {"mappings": [{"code": "SenderName", "value": "Paul"}]}
+    body = {"account_id": connector.account_id, "channel_id": "chat-1", "message_text": "one"}
+    first = await client.post("/v1/getmessage", headers=connector.headers, json=body | mapped)
+    task_id = first.json()["tasks"][0]["task_id"]
+    writer = await asyncpg.connect(db.dsn)
+    try:
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute("UPDATE task_values SET value = 'Agent' WHERE task_id = $1", task_id)
+        second = body | mapped | {"message_text": "two"}
+        sending = asyncio.create_task(
+            client.post("/v1/getmessage", headers=connector.headers, json=second)
+        )
+        await _until_a_statement_waits_for_a_lock(writer)
+        await writer.execute(
+            "INSERT INTO comments (task_id, direction, text, send_to_external_channel,"
+            " created_at) VALUES ($1, 'internal', 'agent', false, now())",
+            task_id,
+        )
+        await writing.commit()
+        answer = await asyncio.wait_for(sending, timeout=20)
+    finally:
+        await writer.close()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["tasks"][0]["task_id"] == task_id
+    texts = [c["text"] for c in await comments_of(client, task_id)]
+    assert texts.count("two") == 1 and "agent" in texts

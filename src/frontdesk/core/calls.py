@@ -404,6 +404,7 @@ async def attach_call_record(
     file_id = await _record_file(tx, principal, account, record.record_file)
     mapped = map_values(await load_form(tx, account.form_id), record.mappings)
     task_id = int(call["task_id"])
+    await task_store.lock(tx, task_id)  # (before its values: the order of messages, calls)
     await task_store.set_values(tx, task_id, mapped.values)
     await tx.run(SET_RECORD, id=call["id"], file_id=file_id, now=tx.now)
     channel = await tx.one(CALL_CHANNEL, call_id=call["id"])

@@ -102,6 +102,9 @@ async def comment(tx: Tx, principal: ExtensionPrincipal, new: ExtensionComment) 
     )
     if not (body.text or file_ids or mapped.values or new.mappings):
         raise required("comment_text")  # e.g. HTML that sanitised to nothing
+    # the task's row before its values, in the order a customer's message locks them (the
+    # comment's trigger touches the task): the other order deadlocked with a message
+    await task_store.lock(tx, task.id)
     await task_store.set_values(tx, task.id, mapped.values)
     if body.text or file_ids:
         comment_id = await add_comment(

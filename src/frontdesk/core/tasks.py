@@ -56,6 +56,10 @@ OPEN_TASK = Query(
     .where(tasks.c.id == p("id"), tasks.c.closed_at.is_(None))
     .with_for_update(key_share=True)  # (PostgreSQL: FOR NO KEY UPDATE)
 )
+#: a task's row, locked as an UPDATE locks it (see `lock`)
+LOCK_TASK = Query(
+    sa.select(tasks.c.id).where(tasks.c.id == p("id")).with_for_update(key_share=True)
+)
 REOPEN = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(closed_at=None, updated_at=p("now"))
 )
@@ -177,6 +181,14 @@ def still_open(tx: Tx, task_id: int) -> int | Deferred:
     """The open task a message was routed to, for the message's writes: if an agent closes
     it before they run, the unit runs again and routes the message anew (`Tx.confirm`)."""
     return tx.confirm(OPEN_TASK, task_id, id=task_id)
+
+
+async def lock(tx: Tx, task_id: int) -> None:
+    """Hold the task's row until the unit ends, before writing its values and comments:
+    every writer takes a task's row, then its values, or two of them deadlock (PostgreSQL;
+    SQLite has one writer)."""
+    if tx.dialect == "postgresql":
+        await tx.one(LOCK_TASK, id=task_id)
 
 
 async def reopen(tx: Tx, task_id: int) -> None:

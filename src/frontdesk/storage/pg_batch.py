@@ -6,7 +6,10 @@
     SELECT (SELECT "id" FROM w0), (SELECT "id" FROM w1), …
 
 A write that takes an earlier one as a parameter gets a subquery on that one's RETURNING in
-place of the parameter. Every WITH runs exactly once whether the final SELECT reads it or not;
+place of the parameter. A check (`Tx.confirm`, a SELECT) that finds nothing fails the whole
+statement: the final SELECT divides by its row count (`1 / count(*)`), whatever the writes
+did with its value. Every data-modifying WITH runs exactly once whether the final SELECT
+reads it or not;
 foreign keys are checked at the end of the statement, so a row may refer to one inserted
 beside it. The statement is atomic on its own, which is what lets a unit whose only writes
 are deferred skip BEGIN and COMMIT.
@@ -24,7 +27,8 @@ from frontdesk.storage.sql import Compiled, Deferred, Row
 #: has a literal with a dollar sign in it
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
-#: per shape (which statements, which parameter is which earlier write): its SQL
+#: per shape (which statements, which parameter is which earlier write, which are checks):
+#: its SQL
 _SHAPES: dict[tuple[Any, ...], str] = {}
 
 
@@ -34,6 +38,9 @@ class Batch:
     args: list[Any]
     #: each write's compiled form, to read its slice of the answer row
     compiled: list[Compiled]
+    #: the statement fails whole when a check in it finds nothing, so it may commit on its
+    #: own; a check sent alone is only read, and the unit must be able to roll back
+    atomic_alone: bool = True
 
 
 #: per write of a batch: which of its parameters are earlier writes, (position, write index)
@@ -72,7 +79,7 @@ def _renumbered(sql: str, texts: list[str]) -> str:
     return _PLACEHOLDER.sub(lambda m: texts[int(m[1]) - 1], sql)
 
 
-def _sql(compiled: list[Compiled], refs: list[Refs]) -> str:
+def _sql(compiled: list[Compiled], refs: list[Refs], checks: list[int]) -> str:
     withs, selects = [], []
     count = 0
     for i, (form, mine) in enumerate(zip(compiled, refs, strict=True)):
@@ -86,6 +93,8 @@ def _sql(compiled: list[Compiled], refs: list[Refs]) -> str:
                 texts.append(f"${count}")
         withs.append(f"w{i} AS ({_renumbered(form.sql, texts)})")
         selects += [f'(SELECT "{column}" FROM w{i})' for column in form.columns]
+    # after every write's columns (`resolve` reads those only): division by zero when empty
+    selects += [f"(SELECT 1 / count(*) FROM w{i})" for i in checks]
     return f"WITH {', '.join(withs)} SELECT {', '.join(selects) or '1'}"
 
 
@@ -93,11 +102,12 @@ def batch(steps: list[Deferred]) -> Batch:
     compiled = [step.query.compiled("postgresql") for step in steps]
     args, refs = _values(steps, compiled)
     if len(steps) == 1:  # as it is: a statement with a WITH of its own cannot be nested
-        return Batch(compiled[0].sql, args, compiled)
-    shape = (*map(id, compiled), *refs)
+        return Batch(compiled[0].sql, args, compiled, not steps[0].confirms)
+    checks = [i for i, step in enumerate(steps) if step.confirms]
+    shape = (*map(id, compiled), *refs, *checks)
     sql = _SHAPES.get(shape)
     if sql is None:
-        sql = _SHAPES[shape] = _sql(compiled, refs)
+        sql = _SHAPES[shape] = _sql(compiled, refs, checks)
     return Batch(sql, args, compiled)
 
 

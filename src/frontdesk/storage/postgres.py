@@ -106,29 +106,30 @@ class PostgresTx:
     async def flush(self, *, last: bool = False) -> None:
         if not self._pending:
             return
-        if last and self._transaction is None:
+        found = pg_batch.batch(self._pending)
+        if last and self._transaction is None and found.atomic_alone:
             self._sealed = True  # one statement, atomic on its own: no BEGIN, no COMMIT
         else:
             await self._begin()
-        await self._send_pending()
+        await self._send_pending(found)
 
-    async def _send_pending(self) -> None:
+    async def _send_pending(self, found: pg_batch.Batch | None = None) -> None:
         steps, self._pending = self._pending, []
-        found = pg_batch.batch(steps)
+        found = found or pg_batch.batch(steps)
         try:
             values = await self._conn.fetchrow(found.sql, *found.args)
         except asyncpg.UniqueViolationError as exc:
             if any(step.claim for step in steps):
                 raise LostRace(str(exc)) from exc
             raise
-        except asyncpg.NotNullViolationError as exc:
-            # a confirmed value gone: the writes that took it as their key got NULL
+        except (asyncpg.DivisionByZeroError, asyncpg.NotNullViolationError) as exc:
+            # a check found nothing (pg_batch), or a write that took its NULL failed first
             if any(step.confirms for step in steps):
                 raise LostRace(f"what the unit read changed before its writes: {exc}") from exc
             raise
         pg_batch.resolve(found, steps, values)
         if any(step.confirms and step.row is None for step in steps):
-            # (checked alone, before the writes that depend on it were deferred)
+            # (a check sent alone: in the unit's transaction, see Batch.atomic_alone)
             raise LostRace("what the unit read changed before its writes")
 
     async def lock(self, *key: object) -> bool:
@@ -267,7 +268,10 @@ class PostgresDatabase:
         for attempt in range(1, RACE_RETRIES + 1):
             try:
                 return await self._unit(work, True, *args, **kwargs)
-            except LostRace:
+            except (LostRace, asyncpg.DeadlockDetectedError):
+                # A deadlock's victim is rolled back whole and may run again: units lock a
+                # task's row and its values in more than one order (a message: the task, then
+                # its values; v4 field updates in one statement: whichever comes first)
                 if attempt == RACE_RETRIES:
                     raise
         raise AssertionError("unreachable")

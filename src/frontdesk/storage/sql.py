@@ -271,8 +271,8 @@ class Tx(Protocol):
         `claim`: the write takes a unique key; finding it taken means a concurrent writer
         won, and the unit runs again (LostRace).
         `confirms`: an UPDATE … RETURNING whose WHERE restates what the unit read; matching
-        no row means a concurrent writer changed it first, and the unit runs again. As with
-        `confirm`, a later write must put its value in a NOT NULL column.
+        no row means a concurrent writer changed it first, and the unit runs again (as with
+        `confirm`, the whole statement fails).
         """
         ...
 
@@ -284,11 +284,11 @@ class Tx(Protocol):
         COMMITTED), so what it read may have changed before its writes ran: a customer's
         message routed to an open task that an agent closed meanwhile. The check is deferred
         like a write and goes out in the writes' statement, which reads and writes at one
-        moment (its snapshot): if it finds nothing, the writes that take its value get NULL
-        and fail (so one of them must put it in a NOT NULL column), and the unit runs again
-        (LostRace), to decide anew. Send it with them: a statement of the unit in between
-        sends it alone, which still refuses what changed before, not after. On SQLite a
-        writing unit reads and writes in one transaction that no one else writes in.
+        moment (its snapshot): if it finds nothing, the statement fails whole (pg_batch) and
+        the unit runs again (LostRace), to decide anew. Send it with them: a statement of
+        the unit in between sends it alone, in the unit's transaction, where it refuses what
+        changed before it and, only if `query` locks the row, what would change after. On
+        SQLite a writing unit reads and writes in one transaction that no one else writes in.
         """
         ...
 
