@@ -187,7 +187,9 @@ class HttpProtocol(HttpToolsProtocol):
                 self.transport.close()
                 return
         elif self._head_since is not None and now - self._head_since > self.HEAD_SECONDS:
-            if self._in_request:  # no app has the request yet: it can be answered
+            # no app has the request yet, nor is an earlier answer still going out (a
+            # pipelined request): it can be answered
+            if self._in_request and (self.cycle is None or self.cycle.response_complete):
                 late = "The request's head did not arrive in time"
                 self.transport.write(_json_error(b"408 Request Timeout", "request_timeout", late))
             self.transport.close()  # (a connection that sent nothing: without a word)
