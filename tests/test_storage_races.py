@@ -392,3 +392,27 @@ async def test_a_message_that_deadlocks_with_another_writer_runs_again(client):
     assert answer.json()["tasks"][0]["task_id"] == task_id
     texts = [c["text"] for c in await comments_of(client, task_id)]
     assert texts.count("two") == 1 and "agent" in texts
+
+
+async def test_a_repeated_report_under_reopen_closed_reopens_a_task_closed_meanwhile(
+    client, monkeypatch
+):
+    connector = await make_connector(client, routing="reopen_closed")
+    body = {"account_id": connector.account_id, "external_id": "x", "from_number": "+1"}
+    body["to_number"] = "+2"
+    first = await client.post("/v1/call", headers=connector.headers, json=body)
+    task_id = first.json()["tasks"][0]["task_id"]
+    closed = close_after_the_first_read(
+        monkeypatch,
+        client,
+        calls,
+        "call_context",
+        lambda context: context.reported_before and context.reported_before["task_id"],
+    )
+    again = await client.post("/v1/call", headers=connector.headers, json=body)
+    assert again.status_code == 200, again.text
+    assert closed == [task_id] and again.json()["tasks"][0]["task_id"] == task_id
+    task = await rows(
+        client, sa.select(tables.tasks.c.closed_at).where(tables.tasks.c.id == task_id)
+    )
+    assert task == [{"closed_at": None}]

@@ -263,9 +263,12 @@ async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCa
 
     It follows the account's routing like a new report would: under reopen_closed its task,
     if closed meanwhile, is reopened."""
-    task_id = int(existing["task_id"])
-    if account.routing == "reopen_closed" and existing["closed_at"] is not None:
-        await task_store.reopen(tx, task_id)
+    task_id: int | Deferred = int(existing["task_id"])
+    if account.routing == "reopen_closed":
+        if existing["closed_at"] is not None:
+            await task_store.reopen(tx, int(existing["task_id"]))
+        else:  # (closed before the writes: the rerun reopens it)
+            task_id = task_store.still_open(tx, int(existing["task_id"]))
     tx.defer(
         UPDATE_CALL,
         id=existing["id"],
