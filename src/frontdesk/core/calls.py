@@ -266,9 +266,9 @@ async def _update_call(tx: Tx, account: Account, existing: Row, call: IncomingCa
     task_id: int | Deferred = int(existing["task_id"])
     if account.routing == "reopen_closed":
         if existing["closed_at"] is not None:
-            await task_store.reopen(tx, int(existing["task_id"]))
+            await task_store.reopen(tx, existing["task_id"])
         else:  # (closed before the writes: the rerun reopens it)
-            task_id = task_store.still_open(tx, int(existing["task_id"]))
+            task_id = task_store.still_open(tx, existing["task_id"])
     tx.defer(
         UPDATE_CALL,
         id=existing["id"],

@@ -47,19 +47,14 @@ TASK_BY_ID = Query(
         tasks.c.closed_at,
     ).where(tasks.c.id == p("id"))
 )
-#: a task if it is open, locked as an UPDATE locks it: a close still being written is waited
-#: for and then seen (without a lock the statement saw the task open, and its comment's
-#: trigger waited for the close and wrote into the closed task); not FOR SHARE, which two
-#: messages both held while their triggers each waited for the other's (deadlocks)
-OPEN_TASK = Query(
-    sa.select(tasks.c.id)
-    .where(tasks.c.id == p("id"), tasks.c.closed_at.is_(None))
-    .with_for_update(key_share=True)  # (PostgreSQL: FOR NO KEY UPDATE)
-)
-#: a task's row, locked as an UPDATE locks it (see `lock`)
-LOCK_TASK = Query(
-    sa.select(tasks.c.id).where(tasks.c.id == p("id")).with_for_update(key_share=True)
-)
+#: a task's row, locked as an UPDATE locks it (PostgreSQL: FOR NO KEY UPDATE; see `lock`)
+_LOCKED_TASK = sa.select(tasks.c.id).where(tasks.c.id == p("id")).with_for_update(key_share=True)
+LOCK_TASK = Query(_LOCKED_TASK)
+#: the task if it is open, locked: a close still being written is waited for and then seen
+#: (without a lock the statement saw the task open, and its comment's trigger waited for the
+#: close and wrote into the closed task); not FOR SHARE, which two messages both held while
+#: their triggers each waited for the other's (deadlocks)
+OPEN_TASK = Query(_LOCKED_TASK.where(tasks.c.closed_at.is_(None)))
 REOPEN = Query(
     sa.update(tasks).where(tasks.c.id == p("id")).values(closed_at=None, updated_at=p("now"))
 )

@@ -16,8 +16,7 @@ from urllib.parse import unquote
 
 import multipart
 
-from frontdesk.core import files
-from frontdesk.core.auth import ExtensionPrincipal, UserPrincipal
+from frontdesk.core import files, intake
 from frontdesk.errors import FrontdeskError, TooLarge
 from frontdesk.storage.blobs import BlobStore, BlobWriter, StoredBlob
 from frontdesk.web.endpoints import Call, Reply
@@ -173,7 +172,7 @@ def refuse_declared_oversize(content_length: str, cap: int) -> None:
         raise TooLarge(f"The file is larger than the {cap} byte limit")
 
 
-async def store_upload(call: Call, uploader: ExtensionPrincipal | UserPrincipal) -> Reply:
+async def store_upload(call: Call, uploader: intake.Principal) -> Reply:
     """The whole upload method of both Pyrus APIs, once the caller is known and current:
     refuse a declared oversize, stream the first file part to the store with its MD5, record
     it as the uploader's file (if their token is current still), answer {guid, md5_hash}."""
@@ -188,8 +187,8 @@ async def store_upload(call: Call, uploader: ExtensionPrincipal | UserPrincipal)
         blob,
         received.name,
         received.content_type,
-        extension_id=uploader.extension_id if isinstance(uploader, ExtensionPrincipal) else None,
-        user_id=uploader.user_id if isinstance(uploader, UserPrincipal) else None,
+        extension_id=intake.extension_scope(uploader),
+        user_id=intake.uploader_id(uploader),
         token=uploader,
     )
     return ok({"guid": blob.key, "md5_hash": blob.md5})
