@@ -252,3 +252,20 @@ async def test_a_request_that_is_not_http_gets_a_json_error(quick_server):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
     assert json.loads(body)["error_code"] == "invalid_request"
+
+
+async def test_head_is_answered_with_the_get_headers_and_no_body_on_the_wire(quick_server):
+    """Pipelined HEAD then GET: the HEAD's answer ends at its head (a body there would be read
+    as the start of the next answer), with the Content-Length the GET's body has."""
+    reader, writer = await asyncio.open_connection(*quick_server)
+    writer.write(
+        b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    head_answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=3)
+    get_answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=3)
+    get_body = await asyncio.wait_for(reader.readuntil(b"}"), timeout=3)
+    writer.close()
+    assert head_answer.startswith(b"HTTP/1.1 200")
+    assert get_answer.startswith(b"HTTP/1.1 200")  # (a HEAD body would stand here)
+    assert json.loads(get_body) == {"status": "ok"}
+    assert b"content-length: %d\r\n" % len(get_body) in head_answer.lower()

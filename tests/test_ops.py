@@ -58,3 +58,14 @@ async def test_docs_page_shows_the_document(client):
         assert re.search(r'integrity="sha384-[A-Za-z0-9+/]{64}"', tag), tag
         assert 'crossorigin="anonymous"' in tag
         assert re.search(r"@\d+\.\d+\.\d+/", tag), tag
+
+
+async def test_every_get_of_the_server_answers_head_alike_without_a_body(client):
+    """RFC 9110 §9.3.2: HEAD is served wherever GET is (uptime monitors ask with HEAD)."""
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+        got = await client.get(path)
+        head = await client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.headers["content-length"] == str(len(got.content)), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.content == b""

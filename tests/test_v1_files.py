@@ -21,7 +21,16 @@ from frontdesk.storage import tables
 from frontdesk.storage.blobs import BlobStore, BlobWriter
 from frontdesk.web.uploads import receive_file
 
-from factories import APIS, db_of, file_id_of, make_caller, make_connector, rows, upload
+from factories import (
+    APIS,
+    db_of,
+    file_id_of,
+    make_caller,
+    make_connector,
+    make_v4_agent,
+    rows,
+    upload,
+)
 
 
 async def _file_id(client, guid: str, extension_id: int) -> int:
@@ -209,6 +218,30 @@ async def test_an_upload_downloads_as_the_same_bytes_and_name(client, api, path)
     assert download.headers["content-disposition"] == (
         "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
     )
+
+
+@pytest.mark.parametrize(("api", "path"), DOWNLOADS)
+async def test_head_of_a_download_gives_its_headers_without_reading_it(client, api, path):
+    """Download managers ask with HEAD for the size and name before they fetch."""
+    caller = await make_caller(client, api)
+    response = await client.post(
+        caller.path("upload"),
+        headers=caller.headers,
+        files={"file": ("report.pdf", b"%PDF" * 1000)},
+    )
+    url = path.format(await file_id_of(client, response.json()["guid"]))
+    head = await client.head(url, headers=caller.headers)
+    assert head.status_code == 200, head.text
+    got = await client.get(url, headers=caller.headers)
+    assert head.content == b"" and got.content == b"%PDF" * 1000
+    for name in ("content-length", "content-type", "content-disposition", "x-ratelimit-limit"):
+        assert head.headers[name] == got.headers[name], name
+    if api == "v1":
+        stranger = (await make_connector(client)).headers
+    else:
+        stranger = (await make_v4_agent(client, email="other@example.com")).headers
+    hidden = await client.head(url, headers=stranger)
+    assert hidden.status_code == 404  # (as a GET: only the files the caller may see)
 
 
 @pytest.mark.parametrize("api", APIS)

@@ -126,6 +126,9 @@ async def test_unknown_path_and_wrong_method_answer_json(client):
     assert wrong.json()["error"] == "GET is not served here; use POST"
     download = await client.post("/v1/files/download/1", headers=connector.headers)
     assert download.status_code == 405 and "{" not in download.json()["error"]  # no template
+    assert download.headers["allow"] == "GET, HEAD"  # (HEAD is served where GET is)
+    head = await client.head("/v1/getmessage", headers=connector.headers)
+    assert head.status_code == 405 and head.headers["allow"] == "POST"
 
 
 def _rename(old: str, new: str):

@@ -26,7 +26,15 @@ from frontdesk.storage.database import open_database
 from frontdesk.web import openapi, ops
 from frontdesk.web.admin_api import ENDPOINTS as ADMIN_API
 from frontdesk.web.context import AppContext
-from frontdesk.web.endpoints import ASGIApp, Endpoint, Receive, Scope, Send, asgi_app
+from frontdesk.web.endpoints import (
+    ASGIApp,
+    Endpoint,
+    Receive,
+    Scope,
+    Send,
+    asgi_app,
+    head_as_get,
+)
 from frontdesk.web.ratelimit import RateLimiter
 from frontdesk.web.router import Router
 
@@ -134,6 +142,8 @@ class FrontdeskApp:
         return serve
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            scope, send = head_as_get(scope, send)
         serve = self._endpoint_for(scope) if scope["type"] == "http" else None
         if serve is None:
             await self.litestar(scope, receive, send)  # type: ignore[arg-type]

@@ -39,6 +39,26 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: set in the scope of a HEAD request, which is served as a GET without its body
+HEAD_ONLY = "frontdesk.head_only"
+
+
+def head_as_get(scope: Scope, send: Send) -> tuple[Scope, Send]:
+    """A HEAD request is its GET's headers without the body (RFC 9110 §9.3.2: every server
+    MUST serve HEAD where it serves GET): the same Content-Length, no bytes after it.
+    Monitors and download managers ask with HEAD, and a 405 there looked like an outage."""
+    sent_body = False
+
+    async def send_head(message: dict[str, Any]) -> None:
+        nonlocal sent_body
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not sent_body:
+            sent_body = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return {**scope, "method": "GET", HEAD_ONLY: True}, send_head
+
 
 class Call:
     """One request as a protocol handler sees it."""
@@ -185,6 +205,15 @@ async def _send_file(send: Send, reply: Reply) -> None:
                 return
 
 
+async def _send_file_head(send: Send, reply: Reply) -> None:
+    """A file's headers for HEAD, without reading it (it may be 2 GB)."""
+    assert reply.file is not None
+    size = reply.file.stat().st_size
+    headers = _header_list(reply, b"application/octet-stream", size)
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 def _with_quota(call: Call, reply: Reply) -> Reply:
     reply.quota = reply.quota or call.quota  # (a 429 carries the quota it ran out of)
     return reply
@@ -194,7 +223,8 @@ def _refuse_method(endpoint: Endpoint, call: Call) -> None:
     # every answer carries quota headers: one that reaches no handler counts on its address
     call.quota = call.ctx.limiter.hit(("address", call.client_ip))
     allowed = " or ".join(endpoint.methods)
-    message = f"{call.method} is not served here; use {allowed}"
+    method = "HEAD" if call.scope.get(HEAD_ONLY) else call.method
+    message = f"{method} is not served here; use {allowed}"
     raise FrontdeskError("invalid_request", message, 405)
 
 
@@ -206,7 +236,8 @@ async def _reply_to(endpoint: Endpoint, call: Call) -> Reply:
     except FrontdeskError as exc:
         reply = _with_quota(call, endpoint.render_error(exc))
         if exc.status == 405:  # (RFC 9110: a 405 names the methods that are served)
-            reply.headers["Allow"] = ", ".join(endpoint.methods)
+            served = [*endpoint.methods, *(["HEAD"] if "GET" in endpoint.methods else [])]
+            reply.headers["Allow"] = ", ".join(served)
         return reply
     except ConnectionAbortedError:
         raise
@@ -223,7 +254,9 @@ def asgi_app(endpoint: Endpoint) -> ASGIApp:
             reply = await _reply_to(endpoint, call)
         except ConnectionAbortedError:
             return  # nobody to answer
-        if reply.file is not None:
+        if reply.file is not None and scope.get(HEAD_ONLY):
+            await _send_file_head(send, reply)
+        elif reply.file is not None:
             await _send_file(send, reply)
         else:
             await _send_json(send, reply)
