@@ -235,3 +235,36 @@ async def test_a_check_no_write_takes_is_undone_with_its_statement(client):
     with pytest.raises(LostRace):
         await db.write(unit)
     assert await rows(client, FORM_NAMED.statement, name="beside the check") == []
+
+
+async def test_a_null_no_check_fed_is_a_bug_reported_as_it_is_not_a_lost_race(client):
+    """Beside a check that stands, a write putting NULL in a NOT NULL column fails as the
+    error it is: told apart from a check's NULL, it is not run three times and then
+    reported as a race."""
+    from frontdesk.core.tasks import still_open
+    from frontdesk.storage.database import LostRace
+
+    db = db_of(client)
+
+    async def open_task(tx: Tx) -> int:
+        row = await tx.one(INSERT_TASK_ROW, now=tx.now)
+        assert row is not None
+        return int(row["id"])
+
+    task_id = await db.write(open_task)
+    attempts = 0
+
+    async def unit(tx: Tx) -> None:
+        nonlocal attempts
+        attempts += 1
+        task = still_open(tx, task_id)
+        add_comment_later(tx, NewComment(task, Formatted("into an open task")))
+        tx.defer(INSERT_FORM, name=None, now=tx.now)  # (a bug: forms.name is NOT NULL)
+        await tx.flush(last=True)
+
+    with pytest.raises(Exception) as failed:
+        await db.write(unit)
+    assert not isinstance(failed.value, LostRace)
+    assert "null" in str(failed.value).lower()
+    assert attempts == 1
+    assert await rows(client, sa.select(tables.comments)) == []
