@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -179,6 +180,8 @@ class Quick(HttpProtocol):
 
     HEAD_SECONDS = 0.3
     BODY_IDLE_SECONDS = 0.3
+    BODY_GRACE_SECONDS = 0.3
+    BODY_MIN_RATE = 20
 
 
 @pytest.fixture
@@ -242,6 +245,70 @@ async def test_a_slow_body_that_keeps_coming_is_served(quick_server):
     writer.close()
     assert answer.startswith(b"HTTP/1.1 401")
     assert b'"authorization_error"' in answer
+
+
+async def test_a_body_trickled_below_the_minimum_rate_is_dropped(quick_server):
+    """No pause is long enough for the idle rule, but the body would take 100 s at 10 bytes
+    a second, where 20 a second is the least (Quick's rate)."""
+    reader, writer = await asyncio.open_connection(*quick_server)
+    head = b"POST /v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    writer.write(head + b"Content-Length: 1000\r\n\r\n")
+    started = asyncio.get_running_loop().time()
+
+    async def trickle() -> None:
+        while not writer.is_closing():
+            writer.write(b" ")
+            await asyncio.sleep(0.1)
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        with contextlib.suppress(ConnectionResetError):  # (closed with bytes unread: a reset)
+            assert await _until_closed(reader) == b""
+    finally:
+        trickling.cancel()
+        writer.close()
+    assert asyncio.get_running_loop().time() - started < 2  # (0.3 s of grace, then ~0.3 more)
+
+
+async def test_the_servers_own_pause_in_reading_a_body_is_not_the_clients(settings):
+    """An app that reads the body late: the server stops reading the socket meanwhile (flow
+    control), and neither the idle rule nor the rate counts that time against the client."""
+    body = b"x" * (512 * 1024)  # (past the transport's buffer: reading pauses)
+
+    async def late_reader(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(1.5)  # (five times Quick's deadlines)
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        answer = str(size).encode()
+        length = [(b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": length})
+        await send({"type": "http.response.body", "body": answer})
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(late_reader, http=Quick, log_level="warning", lifespan="off")
+    serving = uvicorn.Server(config)
+    task = asyncio.create_task(serving.serve(sockets=[listener]))
+    try:
+        while not serving.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % len(body))
+        writer.write(body)
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+    finally:
+        serving.should_exit = True
+        await task
+        listener.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(str(len(body)).encode())
 
 
 async def test_a_request_that_is_not_http_gets_a_json_error(quick_server):

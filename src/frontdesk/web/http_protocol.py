@@ -15,8 +15,11 @@ request head, or a body's first byte of a thousand, was kept for ever (an audit 
 such connections and the server, out of file descriptors, refused everyone else). So a
 request's head must arrive within HEAD_SECONDS of the connection (or of its first byte), and
 its body may not pause for more than BODY_IDLE_SECONDS (a 2 GB upload on a slow line keeps
-going; nginx's client_header_timeout and client_body_timeout are the same two rules). A pause
-that is the server's own (it stopped reading while the app catches up) does not count.
+going; nginx's client_header_timeout and client_body_timeout are the same two rules), nor come
+slower than BODY_MIN_RATE on average once BODY_GRACE_SECONDS have passed (Apache's
+mod_reqtimeout, `body=20,MinRate=500`: without it a body trickled a byte a minute held its
+connection for ever). A pause that is the server's own (it stopped reading while the app
+catches up) counts for neither.
 """
 
 from __future__ import annotations
@@ -128,12 +131,17 @@ class HttpProtocol(HttpToolsProtocol):
 
     HEAD_SECONDS = 30.0
     BODY_IDLE_SECONDS = 60.0
+    BODY_GRACE_SECONDS = 20.0
+    BODY_MIN_RATE = 500  # bytes per second, on average over the whole body
     _watch: asyncio.TimerHandle | None = None
     #: when the request head being read began (None between requests)
     _head_since: float | None = None
     _in_request = False
     _reading_body = False
     _last_data = 0.0
+    #: when the body began, moved on by the server's own pauses; what came since
+    _body_since = 0.0
+    _body_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))
@@ -159,6 +167,11 @@ class HttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self._reading_body = True
+        self._body_since, self._body_bytes = self.loop.time(), 0
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._body_bytes += len(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -174,6 +187,10 @@ class HttpProtocol(HttpToolsProtocol):
     def _check_every(self) -> float:
         return min(self.HEAD_SECONDS, self.BODY_IDLE_SECONDS) / 4
 
+    def _body_too_slow(self, now: float) -> bool:
+        allowed = self.BODY_GRACE_SECONDS + self._body_bytes / self.BODY_MIN_RATE
+        return now - self._body_since > allowed
+
     def _check(self) -> None:
         self._watch = None
         if self.transport.is_closing():
@@ -182,7 +199,8 @@ class HttpProtocol(HttpToolsProtocol):
         if self._reading_body:
             if self.flow.read_paused:  # the app is behind, not the client
                 self._last_data = now
-            elif now - self._last_data > self.BODY_IDLE_SECONDS:
+                self._body_since += self._check_every
+            elif now - self._last_data > self.BODY_IDLE_SECONDS or self._body_too_slow(now):
                 # the app reading the body is told that the client went away
                 self.transport.close()
                 return
