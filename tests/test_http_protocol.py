@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -247,38 +248,42 @@ async def test_a_slow_body_that_keeps_coming_is_served(quick_server):
     assert b'"authorization_error"' in answer
 
 
-async def test_a_body_trickled_below_the_minimum_rate_is_dropped(quick_server):
-    """No pause is long enough for the idle rule, but the body would take 100 s at 10 bytes
-    a second, where 20 a second is the least (Quick's rate)."""
-    reader, writer = await asyncio.open_connection(*quick_server)
-    head = b"POST /v1/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    writer.write(head + b"Content-Length: 1000\r\n\r\n")
-    started = asyncio.get_running_loop().time()
+class RateOnly(Quick):
+    """Quick's rate rule with the idle rule out of the way: only the rate can close."""
 
-    async def trickle() -> None:
-        while not writer.is_closing():
-            writer.write(b" ")
-            await asyncio.sleep(0.1)
+    BODY_IDLE_SECONDS = 100.0
+    BODY_GRACE_SECONDS = 0.3
 
-    trickling = asyncio.create_task(trickle())
+    @property
+    def _check_every(self) -> float:
+        return 0.075
+
+
+@contextlib.asynccontextmanager
+async def _serving(protocol: type[HttpProtocol], app: Any) -> AsyncIterator[tuple[str, int]]:
+    """`app` under uvicorn with `protocol`, in this test's loop."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=protocol, log_level="warning", lifespan="off")
+    serving = uvicorn.Server(config)
+    task = asyncio.create_task(serving.serve(sockets=[listener]))
     try:
-        with contextlib.suppress(ConnectionResetError):  # (closed with bytes unread: a reset)
-            assert await _until_closed(reader) == b""
+        while not serving.started:
+            await asyncio.sleep(0.01)
+        yield listener.getsockname()
     finally:
-        trickling.cancel()
-        writer.close()
-    assert asyncio.get_running_loop().time() - started < 2  # (0.3 s of grace, then ~0.3 more)
+        serving.should_exit = True
+        await task
+        listener.close()
 
 
-async def test_the_servers_own_pause_in_reading_a_body_is_not_the_clients(settings):
-    """An app that reads the body late: the server stops reading the socket meanwhile (flow
-    control), and neither the idle rule nor the rate counts that time against the client."""
-    body = b"x" * (512 * 1024)  # (past the transport's buffer: reading pauses)
+def _reading_late(delay: float) -> Any:
+    """An app that reads the body `delay` seconds late (as one checking a token first) and
+    answers how many bytes it got."""
 
-    async def late_reader(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        await asyncio.sleep(1.5)  # (five times Quick's deadlines)
+        await asyncio.sleep(delay)
         size = 0
         while True:
             message = await receive()
@@ -290,25 +295,83 @@ async def test_the_servers_own_pause_in_reading_a_body_is_not_the_clients(settin
         await send({"type": "http.response.start", "status": 200, "headers": length})
         await send({"type": "http.response.body", "body": answer})
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    config = uvicorn.Config(late_reader, http=Quick, log_level="warning", lifespan="off")
-    serving = uvicorn.Server(config)
-    task = asyncio.create_task(serving.serve(sockets=[listener]))
-    try:
-        while not serving.started:
-            await asyncio.sleep(0.01)
-        reader, writer = await asyncio.open_connection(*listener.getsockname())
-        head = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
-        writer.write(head % len(body))
-        writer.write(body)
+    return app
+
+
+def _post_head(length: int, *extra: bytes) -> bytes:
+    lines = [b"POST / HTTP/1.1", b"Host: x", b"Connection: close", *extra]
+    return b"\r\n".join([*lines, b"Content-Length: %d" % length]) + b"\r\n\r\n"
+
+
+async def test_a_body_trickled_below_the_minimum_rate_is_dropped() -> None:
+    """No pause is long enough for the idle rule, but the body would take 100 s at 10 bytes
+    a second, where 20 a second is the least (Quick's rate)."""
+    async with _serving(RateOnly, _reading_late(0)) as address:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(_post_head(1000))
+        started = asyncio.get_running_loop().time()
+
+        async def trickle() -> None:
+            while not writer.is_closing():
+                writer.write(b" ")
+                await asyncio.sleep(0.1)
+
+        trickling = asyncio.create_task(trickle())
+        try:
+            with contextlib.suppress(ConnectionResetError):  # (closed with bytes unread)
+                assert await _until_closed(reader) == b""
+        finally:
+            trickling.cancel()
+            writer.close()
+    assert asyncio.get_running_loop().time() - started < 2  # (0.3 s of grace, then ~0.3 more)
+
+
+#: a body past the transport's buffer: the server stops reading while the app is late
+LARGE_BODY = b"x" * (512 * 1024)
+
+
+async def test_the_servers_own_pause_in_reading_a_body_is_not_the_clients() -> None:
+    """The server stops reading the socket while the app is late (flow control): neither
+    the idle rule nor the rate counts that time against the client."""
+    async with _serving(Quick, _reading_late(1.5)) as address:  # (five times the deadlines)
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(_post_head(len(LARGE_BODY)) + LARGE_BODY)
         answer = await asyncio.wait_for(reader.read(), timeout=5)
         writer.close()
-    finally:
-        serving.should_exit = True
-        await task
-        listener.close()
     assert answer.startswith(b"HTTP/1.1 200")
-    assert answer.endswith(str(len(body)).encode())
+    assert answer.endswith(str(len(LARGE_BODY)).encode())
+
+
+class Demanding(RateOnly):
+    """A rate no pause of 1.5 s fits in unless the pause is left out."""
+
+    BODY_MIN_RATE = 10**6
+
+
+async def test_a_body_that_goes_on_after_the_servers_pause_is_not_charged_for_it() -> None:
+    async with _serving(Demanding, _reading_late(1.5)) as address:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(_post_head(len(LARGE_BODY) + 10) + LARGE_BODY)
+        await asyncio.sleep(1.8)  # (the app's 1.5 s, then 0.3 s of the client's own)
+        writer.write(b"0123456789")
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert answer.endswith(str(len(LARGE_BODY) + 10).encode())
+
+
+async def test_a_client_waiting_for_100_continue_is_not_charged_for_the_wait() -> None:
+    """uvicorn sends 100 Continue when the app first reads the body, after the app checked
+    the token: a client that waits for it, as RFC 9110 asks, is not sending slowly."""
+    async with _serving(Quick, _reading_late(1.5)) as address:
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(_post_head(10, b"Expect: 100-continue"))
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        writer.write(b"0123456789")
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+    assert interim.startswith(b"HTTP/1.1 100")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"10")
 
 
 async def test_a_request_that_is_not_http_gets_a_json_error(quick_server):

@@ -69,3 +69,38 @@ async def test_every_get_of_the_server_answers_head_alike_without_a_body(client)
         assert head.headers["content-length"] == str(len(got.content)), path
         assert head.headers["content-type"] == got.headers["content-type"], path
         assert head.content == b""
+
+
+async def test_a_head_answer_sends_no_body_bytes_to_the_server(client):
+    """What the app hands the server for a HEAD: the GET's head, then an empty body (the
+    test client and uvicorn each drop a HEAD's body themselves, so this is asked of the app
+    directly)."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    for path in ("/healthz", "/v1/files/download/1"):  # (Litestar's, and an endpoint's)
+        sent.clear()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "HEAD",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"test")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+        }
+        await client.app(scope, receive, send)
+        start, *bodies = sent
+        length = dict(start["headers"])[b"content-length"]  # type: ignore[call-overload]
+        assert int(length) > 0, path
+        assert [body["body"] for body in bodies] == [b""], path

@@ -19,6 +19,7 @@ from frontdesk.core import files
 from frontdesk.errors import TooLarge
 from frontdesk.storage import tables
 from frontdesk.storage.blobs import BlobStore, BlobWriter
+from frontdesk.web import endpoints
 from frontdesk.web.uploads import receive_file
 
 from factories import (
@@ -221,8 +222,11 @@ async def test_an_upload_downloads_as_the_same_bytes_and_name(client, api, path)
 
 
 @pytest.mark.parametrize(("api", "path"), DOWNLOADS)
-async def test_head_of_a_download_gives_its_headers_without_reading_it(client, api, path):
-    """Download managers ask with HEAD for the size and name before they fetch."""
+async def test_head_of_a_download_gives_its_headers_without_reading_it(
+    client, api, path, monkeypatch
+):
+    """Download managers ask with HEAD for the size and name before they fetch; the file
+    (up to 2 GB) is not read for it."""
     caller = await make_caller(client, api)
     response = await client.post(
         caller.path("upload"),
@@ -230,8 +234,15 @@ async def test_head_of_a_download_gives_its_headers_without_reading_it(client, a
         files={"file": ("report.pdf", b"%PDF" * 1000)},
     )
     url = path.format(await file_id_of(client, response.json()["guid"]))
+    real_send_file = endpoints._send_file
+
+    async def unread(*_args: object) -> None:
+        raise AssertionError("the file was read for a HEAD")
+
+    monkeypatch.setattr(endpoints, "_send_file", unread)
     head = await client.head(url, headers=caller.headers)
     assert head.status_code == 200, head.text
+    monkeypatch.setattr(endpoints, "_send_file", real_send_file)
     got = await client.get(url, headers=caller.headers)
     assert head.content == b"" and got.content == b"%PDF" * 1000
     for name in ("content-length", "content-type", "content-disposition", "x-ratelimit-limit"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from frontdesk.storage import tables
 from frontdesk.storage.sql import Query
 
-from factories import make_connector
+from factories import make_agent, make_connector, rows
 
 MESSAGE = {"account_id": "acc-1", "channel_id": "c1", "message_text": "hi"}
 
@@ -205,3 +206,22 @@ async def test_every_json_method_refuses_malformed_and_empty_bodies(client, meth
     response = await client.post(f"/v1/{method}", headers=headers, content=body)
     assert response.status_code == 400
     assert response.json()["error_code"] == code
+
+
+async def test_head_is_refused_where_a_get_makes_a_token(client):
+    """GET /v1/token and /v4/auth exchange credentials for a token: a HEAD would make one
+    and throw it away, so it is 405 there (Allow names what is served)."""
+    connector = await make_connector(client)
+    agent = await make_agent(client)
+    asked = [
+        f"/v1/token?client_id={connector.client_id}&secret={connector.secret}",
+        f"/v4/auth?login={agent.email}&security_key={agent.security_key}",
+        f"/api/v4/auth?login={agent.email}&security_key={agent.security_key}",
+    ]
+    before = await rows(client, sa.select(tables.access_tokens))
+    for path in asked:
+        response = await client.head(path)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == "POST, GET", path
+    assert await rows(client, sa.select(tables.access_tokens)) == before
+    assert (await client.get(asked[0])).status_code == 200  # (the GET itself is served)

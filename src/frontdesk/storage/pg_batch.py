@@ -7,12 +7,12 @@
 
 A write that takes an earlier one as a parameter gets a subquery on that one's RETURNING in
 place of the parameter. A check (`Tx.confirm`, a SELECT) that finds nothing fails the whole
-statement: the final SELECT divides by its row count (`1 / count(*)`), whatever the writes
-did with its value. Every data-modifying WITH runs exactly once whether the final SELECT
-reads it or not;
-foreign keys are checked at the end of the statement, so a row may refer to one inserted
-beside it. The statement is atomic on its own, which is what lets a unit whose only writes
-are deferred skip BEGIN and COMMIT.
+statement: the final SELECT divides by its row count (`1 / count(*)`), and so does every
+write that takes its value, before that write could put the NULL in a NOT NULL column (so
+a NOT NULL violation is always a bug, never a race). Every data-modifying WITH runs exactly
+once whether the final SELECT reads it or not; foreign keys are checked at the end of the
+statement, so a row may refer to one inserted beside it. The statement is atomic on its
+own, which is what lets a unit whose only writes are deferred skip BEGIN and COMMIT.
 """
 
 from __future__ import annotations
@@ -86,7 +86,15 @@ def _sql(compiled: list[Compiled], refs: list[Refs], checks: list[int]) -> str:
         earlier = dict(mine)
         texts = []
         for n in range(len(form.names)):
-            if n in earlier:
+            if n in earlier and earlier[n] in checks:
+                # a check's value, or division by zero when it found nothing: the statement
+                # fails there, before a NOT NULL column could take the NULL (COALESCE
+                # evaluates its second argument only when the first is NULL)
+                k, column = earlier[n], compiled[earlier[n]].columns[0]
+                texts.append(
+                    f'COALESCE((SELECT "{column}" FROM w{k}), (SELECT 1 / count(*) * 0 FROM w{k}))'
+                )
+            elif n in earlier:
                 texts.append(f'(SELECT "{compiled[earlier[n]].columns[0]}" FROM w{earlier[n]})')
             else:
                 count += 1

@@ -25,17 +25,6 @@ def lock_id(key: tuple[object, ...]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _fed_a_null_by_a_check(steps: Sequence[Deferred], exc: asyncpg.PostgresError) -> bool:
-    """The NOT NULL violation is in a table a write fed by a check writes to (the check found
-    nothing and gave it NULL)."""
-    for step in steps:
-        if any(value.__class__ is Deferred and value.confirms for value in step.params.values()):
-            table = getattr(step.query.statement, "table", None)
-            if getattr(table, "name", None) == exc.table_name:
-                return True
-    return False
-
-
 class PostgresTx:
     """A unit of work on one connection. Reads go straight to the server; the transaction
     starts at the first write (BEGIN costs a round trip, and a unit that only reads, or whose
@@ -135,12 +124,6 @@ class PostgresTx:
             raise
         except asyncpg.DivisionByZeroError as exc:  # a check found nothing (pg_batch)
             if any(step.confirms for step in steps):
-                raise LostRace(f"what the unit read changed before its writes: {exc}") from exc
-            raise
-        except asyncpg.NotNullViolationError as exc:
-            # a write that took a check's NULL may fail before the check's division does; a
-            # NULL from anywhere else is a bug, and running it again would only hide it
-            if _fed_a_null_by_a_check(steps, exc):
                 raise LostRace(f"what the unit read changed before its writes: {exc}") from exc
             raise
         pg_batch.resolve(found, steps, values)

@@ -160,6 +160,18 @@ class Endpoint:
     body_type: type[Any] | None = None
     tags: Sequence[str] = ()
     in_schema: bool = True
+    #: HEAD is served as a GET without the body; not where a GET writes (a token's)
+    head: bool = True
+
+    def serves(self, call: Call) -> bool:
+        if call.scope.get(HEAD_ONLY) and not self.head:
+            return False
+        return call.method in self.methods
+
+    @property
+    def allowed(self) -> list[str]:
+        """The methods served, for a 405's Allow header."""
+        return [*self.methods, *(["HEAD"] if self.head and "GET" in self.methods else [])]
 
 
 def _header_list(reply: Reply, content_type: bytes, length: int) -> list[tuple[bytes, bytes]]:
@@ -230,14 +242,13 @@ def _refuse_method(endpoint: Endpoint, call: Call) -> None:
 
 async def _reply_to(endpoint: Endpoint, call: Call) -> Reply:
     try:
-        if call.method not in endpoint.methods:
+        if not endpoint.serves(call):
             _refuse_method(endpoint, call)
         return _with_quota(call, await endpoint.handler(call))
     except FrontdeskError as exc:
         reply = _with_quota(call, endpoint.render_error(exc))
         if exc.status == 405:  # (RFC 9110: a 405 names the methods that are served)
-            served = [*endpoint.methods, *(["HEAD"] if "GET" in endpoint.methods else [])]
-            reply.headers["Allow"] = ", ".join(served)
+            reply.headers["Allow"] = ", ".join(endpoint.allowed)
         return reply
     except ConnectionAbortedError:
         raise

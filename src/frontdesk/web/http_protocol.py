@@ -187,6 +187,13 @@ class HttpProtocol(HttpToolsProtocol):
     def _check_every(self) -> float:
         return min(self.HEAD_SECONDS, self.BODY_IDLE_SECONDS) / 4
 
+    def _server_pauses(self) -> bool:
+        """The body stops because of the server: it stopped reading while the app catches up
+        (flow control), or the client waits for the 100 Continue uvicorn sends only when
+        the app first reads (after the app checked the token against the database)."""
+        waiting = self.cycle is not None and self.cycle.waiting_for_100_continue
+        return bool(self.flow.read_paused or waiting)
+
     def _body_too_slow(self, now: float) -> bool:
         allowed = self.BODY_GRACE_SECONDS + self._body_bytes / self.BODY_MIN_RATE
         return now - self._body_since > allowed
@@ -197,7 +204,7 @@ class HttpProtocol(HttpToolsProtocol):
             return
         now = self.loop.time()
         if self._reading_body:
-            if self.flow.read_paused:  # the app is behind, not the client
+            if self._server_pauses():  # the app is behind, not the client
                 self._last_data = now
                 self._body_since += self._check_every
             elif now - self._last_data > self.BODY_IDLE_SECONDS or self._body_too_slow(now):

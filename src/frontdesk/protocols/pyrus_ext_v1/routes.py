@@ -154,8 +154,10 @@ def _endpoint(
     summary: str,
     body: type[Any] | None = None,
     methods: tuple[str, ...] = ("POST",),
+    *,
+    head: bool = True,
 ) -> Endpoint:
-    return Endpoint(f"/v1{path}", methods, handler, render_error, summary, body, TAGS)
+    return Endpoint(f"/v1{path}", methods, handler, render_error, summary, body, TAGS, head=head)
 
 
 ENDPOINTS = (
@@ -165,6 +167,7 @@ ENDPOINTS = (
         "Exchange client_id and secret for an access token",
         TokenIn,
         ("POST", "GET"),
+        head=False,  # (its GET makes a token)
     ),
     _endpoint("/task", json_method(TaskIn, task), "Create a task in the account's form", TaskIn),
     _endpoint(

@@ -57,6 +57,6 @@ async def authorize(call: Call) -> Reply:
 
 SUMMARY = "Exchange login and security key for an access token"
 ENDPOINTS = (
-    endpoint("/v4/auth", authorize, SUMMARY, AuthIn, ("POST", "GET")),
-    endpoint("/api/v4/auth", authorize, SUMMARY, AuthIn, ("POST", "GET")),
+    endpoint("/v4/auth", authorize, SUMMARY, AuthIn, ("POST", "GET"), head=False),
+    endpoint("/api/v4/auth", authorize, SUMMARY, AuthIn, ("POST", "GET"), head=False),
 )

@@ -85,6 +85,8 @@ def endpoint(
     body: type[Any] | None = None,
     methods: Sequence[str] = ("POST",),
     render: ErrorRenderer = render_error,
+    *,
+    head: bool = True,
 ) -> Endpoint:
     """`path` is the whole path: v4 serves some routes outside /v4 (/services/attachment)."""
-    return Endpoint(path, tuple(methods), handler, render, summary, body, TAGS)
+    return Endpoint(path, tuple(methods), handler, render, summary, body, TAGS, head=head)
