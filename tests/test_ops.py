@@ -104,3 +104,15 @@ async def test_a_head_answer_sends_no_body_bytes_to_the_server(client):
         length = dict(start["headers"])[b"content-length"]  # type: ignore[call-overload]
         assert int(length) > 0, path
         assert [body["body"] for body in bodies] == [b""], path
+
+
+async def test_a_wrong_method_on_a_framework_route_names_the_served_ones(client):
+    """RFC 9110: a 405 carries Allow (Litestar's own 405 had none)."""
+    refused = await client.post("/healthz")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, HEAD, OPTIONS"  # (Litestar answers OPTIONS)
+    assert refused.json() == {
+        "error_code": "invalid_request",
+        "error": "POST is not served here; use GET or HEAD or OPTIONS",
+    }
+    assert (await client.options("/healthz")).status_code == 204

@@ -37,9 +37,22 @@ def _as_response(reply: Reply) -> Response[bytes]:
     )
 
 
-def _http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+    if exc.status_code == 405:  # (RFC 9110: a 405 names the methods that are served)
+        return _method_refused(request, exc)
     return _as_response(render_error(FrontdeskError(code, exc.detail, exc.status_code)))
+
+
+def _method_refused(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    served = [m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip()]
+    if "GET" in served and "HEAD" not in served:
+        served.insert(served.index("GET") + 1, "HEAD")  # (FrontdeskApp serves it with GET)
+    message = f"{request.method} is not served here; use {' or '.join(served) or 'another'}"
+    reply = render_error(FrontdeskError("invalid_request", message, 405))
+    if served:
+        reply.headers["Allow"] = ", ".join(served)
+    return _as_response(reply)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
