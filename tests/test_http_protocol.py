@@ -185,13 +185,13 @@ class Quick(HttpProtocol):
     BODY_MIN_RATE = 20
 
 
-@pytest.fixture
-async def quick_server(settings: Settings) -> AsyncIterator[tuple[str, int]]:
-    """The real app under uvicorn with the Quick protocol, in this test's loop."""
+@contextlib.asynccontextmanager
+async def _serving(
+    protocol: type[HttpProtocol], app: Any, **options: Any
+) -> AsyncIterator[tuple[str, int]]:
+    """`app` under uvicorn with `protocol`, in this test's loop; yields its address."""
     listener = socket.create_server(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        create_app(settings), http=Quick, log_level="warning", timeout_graceful_shutdown=1
-    )
+    config = uvicorn.Config(app, http=protocol, log_level="warning", **options)
     serving = uvicorn.Server(config)
     task = asyncio.create_task(serving.serve(sockets=[listener]))
     try:
@@ -202,6 +202,13 @@ async def quick_server(settings: Settings) -> AsyncIterator[tuple[str, int]]:
         serving.should_exit = True
         await task
         listener.close()
+
+
+@pytest.fixture
+async def quick_server(settings: Settings) -> AsyncIterator[tuple[str, int]]:
+    """The real app under uvicorn with the Quick protocol."""
+    async with _serving(Quick, create_app(settings), timeout_graceful_shutdown=1) as address:
+        yield address
 
 
 async def _until_closed(reader: asyncio.StreamReader) -> bytes:
@@ -259,23 +266,6 @@ class RateOnly(Quick):
         return 0.075
 
 
-@contextlib.asynccontextmanager
-async def _serving(protocol: type[HttpProtocol], app: Any) -> AsyncIterator[tuple[str, int]]:
-    """`app` under uvicorn with `protocol`, in this test's loop."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=protocol, log_level="warning", lifespan="off")
-    serving = uvicorn.Server(config)
-    task = asyncio.create_task(serving.serve(sockets=[listener]))
-    try:
-        while not serving.started:
-            await asyncio.sleep(0.01)
-        yield listener.getsockname()
-    finally:
-        serving.should_exit = True
-        await task
-        listener.close()
-
-
 def _reading_late(delay: float) -> Any:
     """An app that reads the body `delay` seconds late (as one checking a token first) and
     answers how many bytes it got."""
@@ -306,7 +296,7 @@ def _post_head(length: int, *extra: bytes) -> bytes:
 async def test_a_body_trickled_below_the_minimum_rate_is_dropped() -> None:
     """No pause is long enough for the idle rule, but the body would take 100 s at 10 bytes
     a second, where 20 a second is the least (Quick's rate)."""
-    async with _serving(RateOnly, _reading_late(0)) as address:
+    async with _serving(RateOnly, _reading_late(0), lifespan="off") as address:
         reader, writer = await asyncio.open_connection(*address)
         writer.write(_post_head(1000))
         started = asyncio.get_running_loop().time()
@@ -333,7 +323,9 @@ LARGE_BODY = b"x" * (512 * 1024)
 async def test_the_servers_own_pause_in_reading_a_body_is_not_the_clients() -> None:
     """The server stops reading the socket while the app is late (flow control): neither
     the idle rule nor the rate counts that time against the client."""
-    async with _serving(Quick, _reading_late(1.5)) as address:  # (five times the deadlines)
+    async with _serving(
+        Quick, _reading_late(1.5), lifespan="off"
+    ) as address:  # (five times the deadlines)
         reader, writer = await asyncio.open_connection(*address)
         writer.write(_post_head(len(LARGE_BODY)) + LARGE_BODY)
         answer = await asyncio.wait_for(reader.read(), timeout=5)
@@ -349,7 +341,7 @@ class Demanding(RateOnly):
 
 
 async def test_a_body_that_goes_on_after_the_servers_pause_is_not_charged_for_it() -> None:
-    async with _serving(Demanding, _reading_late(1.5)) as address:
+    async with _serving(Demanding, _reading_late(1.5), lifespan="off") as address:
         reader, writer = await asyncio.open_connection(*address)
         writer.write(_post_head(len(LARGE_BODY) + 10) + LARGE_BODY)
         await asyncio.sleep(1.8)  # (the app's 1.5 s, then 0.3 s of the client's own)
@@ -363,7 +355,7 @@ async def test_a_body_that_goes_on_after_the_servers_pause_is_not_charged_for_it
 async def test_a_client_waiting_for_100_continue_is_not_charged_for_the_wait() -> None:
     """uvicorn sends 100 Continue when the app first reads the body, after the app checked
     the token: a client that waits for it, as RFC 9110 asks, is not sending slowly."""
-    async with _serving(Quick, _reading_late(1.5)) as address:
+    async with _serving(Quick, _reading_late(1.5), lifespan="off") as address:
         reader, writer = await asyncio.open_connection(*address)
         writer.write(_post_head(10, b"Expect: 100-continue"))
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
