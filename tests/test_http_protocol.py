@@ -323,9 +323,8 @@ LARGE_BODY = b"x" * (512 * 1024)
 async def test_the_servers_own_pause_in_reading_a_body_is_not_the_clients() -> None:
     """The server stops reading the socket while the app is late (flow control): neither
     the idle rule nor the rate counts that time against the client."""
-    async with _serving(
-        Quick, _reading_late(1.5), lifespan="off"
-    ) as address:  # (five times the deadlines)
+    late = _reading_late(1.5)  # (five times Quick's deadlines)
+    async with _serving(Quick, late, lifespan="off") as address:
         reader, writer = await asyncio.open_connection(*address)
         writer.write(_post_head(len(LARGE_BODY)) + LARGE_BODY)
         answer = await asyncio.wait_for(reader.read(), timeout=5)
