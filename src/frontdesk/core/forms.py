@@ -144,12 +144,16 @@ class MappedValues:
     problems: list[Problem] = field(default_factory=list)
 
 
-def map_values(form: Form, mappings: Iterable[tuple[str, str]]) -> MappedValues:
-    """Check each (code, value) against the form; unknown codes and bad values are ignored.
-
-    An empty value (or null, or blanks) fills nothing, whatever the field's type: it is a
+def fills_nothing(value: str | None) -> bool:
+    """An empty value (or null, or blanks) fills nothing, whatever the field's type: it is a
     connector's template with nothing in that place, not an order to clear what is there
     (docs/decisions.md)."""
+    return not value or value.isspace()
+
+
+def map_values(form: Form, mappings: Iterable[tuple[str, str]]) -> MappedValues:
+    """Check each (code, value) against the form; unknown codes and bad values are ignored,
+    and values that fill nothing are skipped."""
     result = MappedValues()
     unknown: list[str] = []
     rejected: list[str] = []
@@ -158,7 +162,7 @@ def map_values(form: Form, mappings: Iterable[tuple[str, str]]) -> MappedValues:
         if target is None:
             unknown.append(code)
             continue
-        if not value or value.isspace():
+        if fills_nothing(value):
             continue
         normalized = normalize(target.type, value, target.choices)
         if normalized is None:

@@ -21,7 +21,7 @@ from frontdesk.core.attachment_fetches import RemoteFile
 from frontdesk.core.comments import INBOUND, OUTBOUND, Formatted, NewComment, add_comment_later
 from frontdesk.core.contacts import CONTACT_COLUMNS, Contact, keep_contact
 from frontdesk.core.field_values import normalize
-from frontdesk.core.forms import Form, load_form
+from frontdesk.core.forms import Form, fills_nothing, load_form
 from frontdesk.core.intake import MAX_ATTACHMENTS, check_text_length
 from frontdesk.errors import FrontdeskError, clip, required
 from frontdesk.storage.sql import Deferred, Query, Row, Tx, id_of
@@ -232,7 +232,7 @@ def _data_values(
         if target is None:
             warnings.append(f"data_{clip(name, 60)}: the form has no such field; ignored")
             continue
-        if not value or value.isspace():  # (nothing to fill, as in core.forms.map_values)
+        if fills_nothing(value):
             continue
         field_id, field_type, choices = target
         normalized = normalize(field_type, value, choices)

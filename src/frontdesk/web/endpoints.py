@@ -171,7 +171,22 @@ class Endpoint:
     @property
     def allowed(self) -> list[str]:
         """The methods served, for a 405's Allow header."""
-        return [*self.methods, *(["HEAD"] if self.head and "GET" in self.methods else [])]
+        return with_head(self.methods) if self.head else list(self.methods)
+
+
+def with_head(methods: Sequence[str]) -> list[str]:
+    """`methods` with HEAD beside GET: FrontdeskApp serves HEAD wherever GET is."""
+    served = list(methods)
+    if "GET" in served and "HEAD" not in served:
+        served.insert(served.index("GET") + 1, "HEAD")
+    return served
+
+
+def method_refused(method: str, served: Sequence[str]) -> FrontdeskError:
+    """A 405 naming the methods that are served (RFC 9110; they go in Allow too)."""
+    return FrontdeskError(
+        "invalid_request", f"{method} is not served here; use {' or '.join(served)}", 405
+    )
 
 
 def _header_list(reply: Reply, content_type: bytes, length: int) -> list[tuple[bytes, bytes]]:
@@ -196,19 +211,17 @@ async def _send_json(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _start_file(send: Send, reply: Reply, size: int) -> None:
+    headers = _header_list(reply, b"application/octet-stream", size)
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+
+
 async def _send_file(send: Send, reply: Reply) -> None:
     assert reply.file is not None
     loop = asyncio.get_running_loop()
     with open(reply.file, "rb") as source:
-        size = source.seek(0, 2)
+        await _start_file(send, reply, source.seek(0, 2))
         source.seek(0)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": _header_list(reply, b"application/octet-stream", size),
-            }
-        )
         while True:  # reads off the loop: a cold disk must not stall other requests
             chunk = await loop.run_in_executor(None, source.read, FILE_CHUNK)
             more = len(chunk) == FILE_CHUNK
@@ -220,9 +233,7 @@ async def _send_file(send: Send, reply: Reply) -> None:
 async def _send_file_head(send: Send, reply: Reply) -> None:
     """A file's headers for HEAD, without reading it (it may be 2 GB)."""
     assert reply.file is not None
-    size = reply.file.stat().st_size
-    headers = _header_list(reply, b"application/octet-stream", size)
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await _start_file(send, reply, reply.file.stat().st_size)
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -234,10 +245,7 @@ def _with_quota(call: Call, reply: Reply) -> Reply:
 def _refuse_method(endpoint: Endpoint, call: Call) -> None:
     # every answer carries quota headers: one that reaches no handler counts on its address
     call.quota = call.ctx.limiter.hit(("address", call.client_ip))
-    allowed = " or ".join(endpoint.methods)
-    method = "HEAD" if call.scope.get(HEAD_ONLY) else call.method
-    message = f"{method} is not served here; use {allowed}"
-    raise FrontdeskError("invalid_request", message, 405)
+    raise method_refused("HEAD" if call.scope.get(HEAD_ONLY) else call.method, endpoint.methods)
 
 
 async def _reply_to(endpoint: Endpoint, call: Call) -> Reply:

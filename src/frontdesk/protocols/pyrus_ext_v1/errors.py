@@ -16,7 +16,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
 from frontdesk.errors import FrontdeskError
-from frontdesk.web.endpoints import Reply
+from frontdesk.web.endpoints import Reply, method_refused, with_head
 from frontdesk.web.responses import pyrus_error
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,10 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def _method_refused(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    served = [m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip()]
-    if "GET" in served and "HEAD" not in served:
-        served.insert(served.index("GET") + 1, "HEAD")  # (FrontdeskApp serves it with GET)
-    message = f"{request.method} is not served here; use {' or '.join(served) or 'another'}"
-    reply = render_error(FrontdeskError("invalid_request", message, 405))
-    if served:
-        reply.headers["Allow"] = ", ".join(served)
+    allow = (exc.headers or {}).get("allow", "")
+    served = with_head([method.strip() for method in allow.split(",") if method.strip()])
+    reply = render_error(method_refused(request.method, served))
+    reply.headers["Allow"] = ", ".join(served)
     return _as_response(reply)
 
 
